@@ -1,0 +1,38 @@
+/**
+ * midi-smtp-server: an embeddable SMTP server for Deno, Node and Bun. It
+ * speaks SMTP (RFC 5321 with PIPELINING, SIZE, 8BITMIME, SMTPUTF8 and
+ * ENHANCEDSTATUSCODES) and hands every step to your hooks.
+ *
+ * @example
+ * ```ts
+ * import { MidiSmtpServer, Smtpd550Exception } from "@midi/smtp-server";
+ *
+ * const server = new MidiSmtpServer({
+ *   ports: 2525,
+ *   onRcptToEvent(_ctx, rcpt) {
+ *     if (!rcpt.endsWith("@example.com>")) throw new Smtpd550Exception();
+ *   },
+ *   onMessageDataEvent(ctx) {
+ *     console.log(ctx.envelope.from, "->", ctx.envelope.to, ctx.message.bytesize, "bytes");
+ *   },
+ * });
+ * await server.start();
+ * ```
+ *
+ * @module
+ */
+export { MidiSmtpServer, type MidiSmtpServerOptions, type StopOptions } from "./src/server.ts";
+export type { CrlfMode, LogSeverity, ServerOptions } from "./src/options.ts";
+export type { Awaitable, SmtpdHooks } from "./src/hooks.ts";
+export type { EnvelopeContext, EsmtpParamValue, MessageContext, ServerContext, SmtpdContext } from "./src/context.ts";
+export * from "./src/exceptions.ts";
+export type {
+  Connection,
+  ListenOptions,
+  Listener,
+  SocketAddress,
+  TlsInfo,
+  TlsServerOptions,
+  Transport,
+} from "./src/transport/types.ts";
+export { detectRuntime, loadTransport, type RuntimeName } from "./src/transport/detect.ts";

@@ -1,0 +1,132 @@
+/**
+ * The per-connection context handed to every hook: what the server knows of
+ * the connection (`server`), of the current transaction (`envelope`) and of
+ * the message being received (`message`). Each connection has its own
+ * context; the envelope and message are replaced after every transaction.
+ *
+ * @module
+ */
+import type { SmtpdException } from "./exceptions.ts";
+
+/** A MAIL or RCPT parameter value: the text after `=`, or `true` for a bare keyword. */
+export type EsmtpParamValue = string | true;
+
+/** Facts about the connection that survive transactions. */
+export interface ServerContext {
+  /** Local host name (the IP unless reverse DNS is on). */
+  localHost: string;
+  /** Local IP address. */
+  localIp: string;
+  /** Local port. */
+  localPort: number;
+  /** Client host name (the IP unless reverse DNS is on and found a name). */
+  remoteHost: string;
+  /** Client IP address. */
+  remoteIp: string;
+  /** Client port. */
+  remotePort: number;
+  /** Text after `220 ` in the greeting; a connect hook may change it. */
+  localResponse: string;
+  /** Text of the first HELO/EHLO reply line; a connect or HELO hook may change it. */
+  heloResponse: string;
+  /** Argument of the accepted HELO/EHLO, `""` before. */
+  helo: string;
+  /** Which greeting the client used: `""`, `"HELO"` or `"EHLO"`. */
+  heloMode: "" | "HELO" | "EHLO";
+  /** When the connection was accepted. */
+  connected: Date;
+  /** When AUTH succeeded, or `null`. */
+  authenticated: Date | null;
+  /** When TLS started, or `null`. */
+  encrypted: Date | null;
+  /** Negotiated TLS protocol (e.g. `"TLSv1.3"`), `""` without TLS. */
+  tlsProtocol: string;
+  /** Negotiated TLS cipher, `""` without TLS. */
+  tlsCipher: string;
+  /** Authorization identity after AUTH, `""` before. */
+  authorizationId: string;
+  /** Authentication identity after AUTH, `""` before. */
+  authenticationId: string;
+  /** How many errors replies have been sent on this connection. */
+  exceptions: number;
+  /** The errors behind those replies, oldest first. */
+  errors: Array<SmtpdException | Error>;
+}
+
+/** The current mail transaction: sender, recipients and their parameters. */
+export interface EnvelopeContext {
+  /** The reverse-path as given in MAIL FROM, with angle brackets: `"<a@example.com>"`, `"<>"`; `""` before MAIL. */
+  from: string;
+  /** The forward-paths accepted so far, with angle brackets. */
+  to: string[];
+  /** `""`, `"7bit"` or `"8bitmime"` from the MAIL `BODY=` parameter. */
+  encodingBody: "" | "7bit" | "8bitmime";
+  /** `"utf8"` when MAIL carried `SMTPUTF8`, else `""`. */
+  encodingUtf8: "" | "utf8";
+  /** Every MAIL parameter, keyword upper-cased. */
+  mailParams: Record<string, EsmtpParamValue>;
+  /** The parameters of each accepted RCPT, in the order of `to`. */
+  rcptParams: Array<Record<string, EsmtpParamValue>>;
+}
+
+/** The message of the current transaction. */
+export interface MessageContext {
+  /** When DATA was accepted, or `null`. */
+  received: Date | null;
+  /** When the final `.` arrived, or `null`. */
+  delivered: Date | null;
+  /** Size of `data` in bytes; while receiving, the bytes so far; `-1` before DATA. */
+  bytesize: number;
+  /** The header section (up to the first empty line) once it is complete, else `""`. */
+  headers: string;
+  /** The message exactly as received, dots unstuffed, ending with its last line's CRLF. */
+  data: Uint8Array;
+  /** The line break used for `data`: always `"\r\n"` unless `CRLF_LEAVE` kept something else. */
+  crlf: string;
+  /** `data` decoded as UTF-8 (invalid bytes replaced), decoded on each access. */
+  readonly text: string;
+}
+
+/**
+ * What every hook receives.
+ *
+ * @example
+ * ```ts
+ * onMessageDataEvent(ctx) {
+ *   console.log(ctx.envelope.from, ctx.envelope.to, ctx.message.bytesize);
+ * }
+ * ```
+ */
+export interface SmtpdContext {
+  /** Connection facts. */
+  readonly server: ServerContext;
+  /** The current transaction (replaced after each message and on RSET). */
+  envelope: EnvelopeContext;
+  /** The current message (replaced after each message and on RSET). */
+  message: MessageContext;
+  /** Aborted when the client disconnects, so a long-running hook can stop early. */
+  readonly signal: AbortSignal;
+}
+
+/** A fresh, empty envelope. */
+export function newEnvelope(): EnvelopeContext {
+  return { from: "", to: [], encodingBody: "", encodingUtf8: "", mailParams: {}, rcptParams: [] };
+}
+
+const EMPTY = new Uint8Array(0);
+const utf8 = new TextDecoder();
+
+/** A fresh, empty message. */
+export function newMessage(): MessageContext {
+  return {
+    received: null,
+    delivered: null,
+    bytesize: -1,
+    headers: "",
+    data: EMPTY,
+    crlf: "\r\n",
+    get text(): string {
+      return utf8.decode(this.data);
+    },
+  };
+}

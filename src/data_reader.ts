@@ -1,0 +1,213 @@
+/**
+ * DATA framing (RFC 5321 4.1.1.4, 4.5.2) as a byte-level state machine:
+ * only `<CRLF>.<CRLF>` ends a message, whatever the CRLF mode, so no bare-LF
+ * or bare-CR variant can smuggle a second message (CVE-2023-51764 and kin).
+ * It unstuffs leading dots, applies the bare CR/LF policy, counts the size
+ * and line lengths, and notices the end of the header section. Output is kept
+ * as zero-copy views of the input chunks and joined once at the end.
+ *
+ * @module
+ */
+import type { CrlfMode } from "./options.ts";
+
+const LF = 0x0a;
+const CR = 0x0d;
+const DOT = 0x2e;
+const CRLF_BYTES = new Uint8Array([CR, LF]);
+const LF_BYTES = new Uint8Array([LF]);
+
+/** Limits and policy for one message. */
+export interface DataReaderOptions {
+  /** Bare CR/LF policy. */
+  readonly crlfMode: CrlfMode;
+  /** Largest message in bytes (0: no limit); past it the bytes are counted but no longer kept. */
+  readonly maxSize: number;
+  /** Longest line, line break included (0: no limit). */
+  readonly maxLineLength: number;
+}
+
+/** What one `push` did. */
+export interface DataPushResult {
+  /** Bytes of the chunk that belong to the message (the rest are commands that follow it). */
+  readonly consumed: number;
+  /** The end-of-data sequence was seen. */
+  readonly done: boolean;
+}
+
+/**
+ * Incremental DATA reader for one message.
+ *
+ * @example
+ * ```ts
+ * const r = new DataReader({ crlfMode: "CRLF_ENSURE", maxSize: 0, maxLineLength: 0 });
+ * r.push(new TextEncoder().encode("Subject: x\r\n\r\n..hi\r\n.\r\nQUIT\r\n")); // { consumed: 24, done: true }
+ * new TextDecoder().decode(r.take()); // "Subject: x\r\n\r\n.hi\r\n"
+ * ```
+ */
+export class DataReader {
+  /** Message bytes after unstuffing and the CRLF policy, counted even past `maxSize`. */
+  size = 0;
+  /** The message passed `maxSize`. */
+  oversize = false;
+  /** A line passed `maxLineLength`. */
+  lineTooLong = false;
+  /** A bare CR or LF was seen (refused in `CRLF_STRICT`). */
+  bareLineBreak = false;
+  /** Size of the header section including the empty line that ends it, or -1 while not seen. */
+  headerSize = -1;
+  /** The line break kept in `CRLF_LEAVE` mode when the last line ended with a bare LF. */
+  lastLineBreak = "\r\n";
+  /** Keep the message bytes; `false` only counts them (streaming mode takes them as they come). */
+  retain = true;
+
+  #segments: Uint8Array[] = [];
+  #atLineStart = true;
+  #prevCR = false;
+  #carry: Uint8Array | undefined;
+  #lineLength = 0;
+  readonly #options: DataReaderOptions;
+
+  /** @param options limits and CRLF policy */
+  constructor(options: DataReaderOptions) {
+    this.#options = options;
+  }
+
+  /** Feeds bytes that follow the `354`. */
+  push(chunk: Uint8Array): DataPushResult {
+    let buf = chunk;
+    let carried = 0;
+    if (this.#carry) {
+      // A line start ended the last chunk in "." or ".\r": decide it now.
+      carried = this.#carry.length;
+      buf = new Uint8Array(carried + chunk.length);
+      buf.set(this.#carry);
+      buf.set(chunk, carried);
+      this.#carry = undefined;
+    }
+    const mode = this.#options.crlfMode;
+    const maxLine = this.#options.maxLineLength;
+    const len = buf.length;
+    let segStart = 0;
+    let i = 0;
+
+    // A CR that ended the last chunk: its LF (if any) is our first byte.
+    const startsAfterCR = this.#prevCR && carried === 0;
+    this.#prevCR = false;
+    if (startsAfterCR && len > 0 && buf[0] !== LF) this.#bareCR(buf, -1);
+
+    for (;;) {
+      if (this.#atLineStart) {
+        if (i >= len) break;
+        if (buf[i] === DOT) {
+          if (i + 1 >= len || (buf[i + 1] === CR && i + 2 >= len)) {
+            this.#emit(buf.subarray(segStart, i));
+            this.#carry = buf.slice(i);
+            return { consumed: chunk.length, done: false };
+          }
+          if (buf[i + 1] === CR && buf[i + 2] === LF) {
+            this.#emit(buf.subarray(segStart, i));
+            return { consumed: i + 3 - carried, done: true };
+          }
+          // A dot-stuffed line: drop the first dot.
+          this.#emit(buf.subarray(segStart, i));
+          segStart = i + 1;
+          this.#lineLength++;
+        }
+        this.#atLineStart = false;
+      }
+      const lf = buf.indexOf(LF, i);
+      const end = lf < 0 ? len : lf;
+      if (mode !== "CRLF_LEAVE") segStart = this.#scanBareCRs(buf, i, end, segStart);
+      if (lf < 0) {
+        this.#lineLength += len - i;
+        if (maxLine > 0 && this.#lineLength > maxLine) this.lineTooLong = true;
+        break;
+      }
+      const crlf = lf > 0 ? buf[lf - 1] === CR : startsAfterCR;
+      const lineBytes = this.#lineLength + (lf - i);
+      this.#lineLength = 0;
+      if (maxLine > 0 && lineBytes + 1 > maxLine) this.lineTooLong = true;
+      if (this.headerSize < 0 && (lineBytes === 0 || (lineBytes === 1 && crlf))) {
+        // Output up to and including this empty line (a bare LF becomes CRLF in ENSURE mode).
+        this.headerSize = this.size + (lf + 1 - segStart) + (!crlf && mode === "CRLF_ENSURE" ? 1 : 0);
+      }
+      if (!crlf) {
+        this.bareLineBreak = true;
+        if (mode === "CRLF_ENSURE") {
+          this.#emit(buf.subarray(segStart, lf));
+          this.#emit(CRLF_BYTES);
+          segStart = lf + 1;
+        }
+      }
+      this.lastLineBreak = crlf ? "\r\n" : "\n";
+      i = lf + 1;
+      this.#atLineStart = crlf;
+    }
+    this.#emit(buf.subarray(segStart, len));
+    this.#prevCR = len > 0 && buf[len - 1] === CR;
+    return { consumed: chunk.length, done: false };
+  }
+
+  /** Finds CRs in `buf[from, end)` not followed by LF; returns the new segment start. */
+  #scanBareCRs(buf: Uint8Array, from: number, end: number, segStart: number): number {
+    let cr = buf.indexOf(CR, from);
+    while (cr >= 0 && cr < end) {
+      if (cr + 1 < buf.length && buf[cr + 1] !== LF) segStart = this.#bareCR(buf, cr, segStart);
+      cr = buf.indexOf(CR, cr + 1);
+    }
+    return segStart;
+  }
+
+  /** Handles a bare CR at `at` (-1: the last byte of the previous chunk). */
+  #bareCR(buf: Uint8Array, at: number, segStart = 0): number {
+    this.bareLineBreak = true;
+    if (this.#options.crlfMode !== "CRLF_ENSURE") return segStart;
+    // The CR is (or was) emitted already; add the LF it lacks.
+    this.#emit(buf.subarray(segStart, at + 1));
+    this.#emit(LF_BYTES);
+    return at + 1;
+  }
+
+  #emit(segment: Uint8Array): void {
+    const n = segment.length;
+    if (n === 0) return;
+    this.size += n;
+    if (this.oversize) return;
+    const max = this.#options.maxSize;
+    if (max > 0 && this.size > max) {
+      this.oversize = true;
+      this.#segments = [];
+      return;
+    }
+    if (this.retain) this.#segments.push(segment);
+  }
+
+  /** Copies the first `n` kept bytes (the header section) without taking them. */
+  peek(n: number): Uint8Array {
+    const out = new Uint8Array(Math.min(n, this.size));
+    let offset = 0;
+    for (const s of this.#segments) {
+      if (offset >= out.length) break;
+      const part = s.subarray(0, out.length - offset);
+      out.set(part, offset);
+      offset += part.length;
+    }
+    return out.subarray(0, offset);
+  }
+
+  /** Removes and returns the bytes kept since the last call, joined (streaming mode reads them per chunk). */
+  take(): Uint8Array {
+    const segments = this.#segments;
+    this.#segments = [];
+    if (segments.length === 1) return segments[0];
+    let total = 0;
+    for (const s of segments) total += s.length;
+    const out = new Uint8Array(total);
+    let offset = 0;
+    for (const s of segments) {
+      out.set(s, offset);
+      offset += s.length;
+    }
+    return out;
+  }
+}

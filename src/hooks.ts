@@ -1,0 +1,45 @@
+/**
+ * The event hooks through which the server hands every step to the
+ * application. Override them in a subclass of {@link MidiSmtpServer} or pass
+ * them as functions in the options; sync or async. Returning means success;
+ * throwing an `Smtpd…Exception` answers with its reply; any other error
+ * answers `451 4.3.0` and the session goes on.
+ *
+ * @module
+ */
+import type { SmtpdContext } from "./context.ts";
+import type { LogSeverity } from "./options.ts";
+
+/** A hook's result: a value, or a promise of one. */
+export type Awaitable<T> = T | Promise<T>;
+
+/** Every hook the server calls. */
+export interface SmtpdHooks {
+  /** Receives each log line at or above `loggerSeverity`; `ctx` is `null` outside a session. */
+  onLoggingEvent(ctx: SmtpdContext | null, severity: LogSeverity, msg: string, err?: unknown): void;
+  /** A client connected (before the greeting). Throwing refuses it: an SmtpdException's reply, else 421. */
+  onConnectEvent(ctx: SmtpdContext): Awaitable<void>;
+  /** The connection ended, however it ended. Called exactly once per connected client. */
+  onDisconnectEvent(ctx: SmtpdContext): Awaitable<void>;
+  /** HELO or EHLO with its argument. */
+  onHeloEvent(ctx: SmtpdContext, heloData: string): Awaitable<void>;
+  /** MAIL FROM with the reverse-path (`"<a@b.example>"`); a returned string is stored instead. */
+  onMailFromEvent(ctx: SmtpdContext, mailFromData: string): Awaitable<string | void>;
+  /** RCPT TO with the forward-path (`"<a@b.example>"`); a returned string is stored instead. */
+  onRcptToEvent(ctx: SmtpdContext, rcptToData: string): Awaitable<string | void>;
+  /** DATA was sent; throwing refuses it before the `354`. */
+  onMessageDataStartEvent(ctx: SmtpdContext): Awaitable<void>;
+  /**
+   * Message bytes arrived (called per received chunk, and only if overridden,
+   * so it costs nothing otherwise); `ctx.message.bytesize` counts them so far.
+   * Throwing rejects the message: the rest is read and dropped, and the error's
+   * reply answers the final dot.
+   */
+  onMessageDataReceivingEvent(ctx: SmtpdContext): Awaitable<void>;
+  /** The header section is complete (`ctx.message.headers` is set). Throwing rejects the message like above. */
+  onMessageDataHeadersEvent(ctx: SmtpdContext): Awaitable<void>;
+  /** The whole message is in `ctx.message`; return to accept it (250), throw to refuse it. */
+  onMessageDataEvent(ctx: SmtpdContext): Awaitable<void>;
+  /** A command the server does not know; a returned string is the reply (`""`: none), nothing returned gives 500. */
+  onProcessLineUnknownEvent(ctx: SmtpdContext, line: string): Awaitable<string | void>;
+}

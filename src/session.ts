@@ -1,0 +1,579 @@
+/**
+ * The session driver: one per connection. It reads from the connection,
+ * feeds the line or DATA reader for the current state, applies the state
+ * rules, awaits the hooks, and writes the replies (batched per read, so a
+ * pipelined group costs one write). It is the only place that knows the
+ * order of things.
+ *
+ * @module
+ */
+import type { Connection } from "./transport/types.ts";
+import type { SmtpdHooks } from "./hooks.ts";
+import type { LogSeverity, ResolvedOptions } from "./options.ts";
+import { newEnvelope, newMessage, type SmtpdContext } from "./context.ts";
+import {
+  Smtpd421Exception,
+  Smtpd500CrLfSequenceException,
+  Smtpd500Exception,
+  Smtpd500PipeliningException,
+  Smtpd501Exception,
+  Smtpd502Exception,
+  Smtpd503Exception,
+  Smtpd552Exception,
+  SmtpdException,
+} from "./exceptions.ts";
+import { LineReader, type LineItem } from "./line_reader.ts";
+import { DataReader } from "./data_reader.ts";
+import { hasControl, nonAsciiRefused, parsePathArgument, splitCommand } from "./commands.ts";
+import { formatMultiline, formatReply, oneLine } from "./replies.ts";
+
+/** What a session needs from its server. */
+export interface SessionHost {
+  /** The server's resolved options. */
+  readonly options: ResolvedOptions;
+  /** The hooks to call. */
+  readonly hooks: SmtpdHooks;
+  /** Whether `onMessageDataReceivingEvent` is overridden (otherwise it is never called). */
+  readonly receivingHookActive: boolean;
+  /** Whether a log line of `severity` would reach anyone (so we skip formatting it otherwise). */
+  logs(severity: LogSeverity): boolean;
+  /** Sends a log line to `onLoggingEvent` if its severity passes. */
+  log(ctx: SmtpdContext | null, severity: LogSeverity, msg: string, err?: unknown): void;
+  /** Resolves `ip` to a host name when reverse DNS is on, else returns `ip`. */
+  hostName(ip: string): Promise<string>;
+}
+
+type State = "HELO" | "RSET" | "MAIL" | "RCPT" | "DATA" | "QUIT";
+
+const encoder = new TextEncoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** One SMTP session over one connection. */
+export class Session {
+  /** The context handed to every hook. */
+  readonly ctx: SmtpdContext;
+  #host: SessionHost;
+  #opts: ResolvedOptions;
+  #conn: Connection;
+  #state: State = "HELO";
+  #lines: LineReader;
+  #data: DataReader | undefined;
+  /** An error a DATA hook threw: the rest of the message is dropped and this answers the dot. */
+  #dataError: SmtpdException | undefined;
+  #headersSeen = false;
+  #out = "";
+  #badCommands = 0;
+  #closing = false;
+  #shuttingDown = false;
+  #waitingForInput = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #abort = new AbortController();
+
+  /** @param host the server side; @param conn the accepted connection */
+  constructor(host: SessionHost, conn: Connection) {
+    this.#host = host;
+    this.#opts = host.options;
+    this.#conn = conn;
+    this.#lines = new LineReader(this.#opts.maxCommandLineLength, this.#opts.ioBufferMaxSize);
+    const local = conn.localAddress;
+    const remote = conn.remoteAddress;
+    this.ctx = {
+      server: {
+        localHost: local.hostname,
+        localIp: local.hostname,
+        localPort: local.port,
+        remoteHost: remote.hostname,
+        remoteIp: remote.hostname,
+        remotePort: remote.port,
+        localResponse: `${local.hostname} says welcome!`,
+        heloResponse: `${local.hostname} at your service!`,
+        helo: "",
+        heloMode: "",
+        connected: new Date(),
+        authenticated: null,
+        encrypted: conn.tls ? new Date() : null,
+        tlsProtocol: conn.tls?.protocol ?? "",
+        tlsCipher: conn.tls?.cipher ?? "",
+        authorizationId: "",
+        authenticationId: "",
+        exceptions: 0,
+        errors: [],
+      },
+      envelope: newEnvelope(),
+      message: newMessage(),
+      signal: this.#abort.signal,
+    };
+  }
+
+  /** Runs the session to its end; never rejects. */
+  async run(): Promise<void> {
+    try {
+      if (await this.#greet()) {
+        while (!this.#closing) {
+          if (this.#shuttingDown && this.#state !== "DATA") {
+            this.#reply(421, "4.3.2", "Service shutting down, closing transmission channel");
+            this.#closing = true;
+            break;
+          }
+          this.#armTimer();
+          await this.#flush();
+          this.#waitingForInput = true;
+          const chunk = await this.#conn.read();
+          this.#waitingForInput = false;
+          if (chunk === null) break;
+          await this.#consume(chunk);
+        }
+        await this.#flush();
+      }
+    } catch (err) {
+      this.#host.log(this.ctx, "error", `session error: ${errorText(err)}`, err);
+    } finally {
+      this.#disarmTimer();
+      if (this.#state === "DATA") this.#host.log(this.ctx, "info", "client vanished during DATA: message dropped");
+      await this.#closeConnection();
+      this.#abort.abort();
+      try {
+        await this.#host.hooks.onDisconnectEvent(this.ctx);
+      } catch (err) {
+        this.#host.log(this.ctx, "error", `onDisconnectEvent failed: ${errorText(err)}`, err);
+      }
+    }
+  }
+
+  /**
+   * Asks the session to end: at once when it waits for a command, else after
+   * the command or message in progress. The client gets `421`.
+   */
+  shutdown(): void {
+    this.#shuttingDown = true;
+    if (this.#waitingForInput && this.#state !== "DATA" && !this.#closing) {
+      this.#closing = true;
+      this.#reply(421, "4.3.2", "Service shutting down, closing transmission channel");
+      this.#flush().finally(() => this.#conn.close());
+    }
+  }
+
+  /** Ends the session now with a 421 (used by a non-graceful stop). */
+  abort(): void {
+    this.#closing = true;
+    this.#reply(421, "4.3.2", "Service shutting down, closing transmission channel");
+    this.#flush().finally(() => this.#conn.close());
+  }
+
+  // ---- greeting ----------------------------------------------------------------------------
+
+  async #greet(): Promise<boolean> {
+    const server = this.ctx.server;
+    if (this.#opts.doDnsReverseLookup) {
+      [server.localHost, server.remoteHost] = await Promise.all([
+        this.#host.hostName(server.localIp),
+        this.#host.hostName(server.remoteIp),
+      ]);
+      server.localResponse = `${server.localHost} says welcome!`;
+      server.heloResponse = `${server.localHost} at your service!`;
+    }
+    try {
+      await this.#host.hooks.onConnectEvent(this.ctx);
+    } catch (err) {
+      const refusal = err instanceof SmtpdException ? err : new Smtpd421Exception(errorText(err));
+      this.#noteError(refusal);
+      this.#replyError(refusal);
+      this.#closing = true;
+      await this.#flush();
+      return false;
+    }
+    this.#out += `220 ${oneLine(server.localResponse)}\r\n`;
+    return true;
+  }
+
+  // ---- input -------------------------------------------------------------------------------
+
+  /** Processes one chunk from the client: message bytes in DATA, command lines otherwise. */
+  async #consume(chunk: Uint8Array): Promise<void> {
+    let pending = chunk;
+    while (pending.length > 0 && !this.#closing) {
+      if (this.#state === "DATA") {
+        const reader = this.#data!;
+        const { consumed, done } = reader.push(pending);
+        pending = pending.subarray(consumed);
+        await this.#afterDataBytes(reader);
+        if (done) await this.#finishMessage(reader);
+        continue;
+      }
+      this.#lines.push(pending);
+      pending = EMPTY;
+      for (let item = this.#lines.next(); item && !this.#closing; item = this.#lines.next()) {
+        this.#disarmTimer();
+        await this.#handleItem(item);
+        if ((this.#state as State) === "DATA") {
+          // Message bytes sent right behind DATA belong to the message.
+          pending = this.#lines.takeRest();
+          break;
+        }
+      }
+    }
+  }
+
+  async #handleItem(item: LineItem): Promise<void> {
+    if (item.kind === "overflow") {
+      this.#host.log(this.ctx, "warn", "command line buffer overrun: closing");
+      this.#closing = true;
+      this.#replyError(new Smtpd421Exception("buffer overrun", "Line too long, closing transmission channel", "4.7.0"));
+      return;
+    }
+    if (item.kind === "too-long") {
+      return this.#fail(new Smtpd500Exception("command line too long", "Line too long", "5.5.2"));
+    }
+    if (!item.crlf && this.#opts.crlfMode === "CRLF_STRICT") {
+      return this.#fail(new Smtpd500CrLfSequenceException());
+    }
+    let line: string;
+    try {
+      line = strictUtf8.decode(item.bytes);
+    } catch {
+      return this.#fail(new Smtpd500Exception("invalid UTF-8", "Syntax error, invalid UTF-8 in command", "5.5.2"));
+    }
+    if (this.#host.logs("debug")) this.#host.log(this.ctx, "debug", `<<< ${line}`);
+    if (!this.#opts.pipeliningExtension && this.#lines.hasCompleteLine()) {
+      return this.#fail(new Smtpd500PipeliningException());
+    }
+    try {
+      await this.#dispatch(line);
+    } catch (err) {
+      this.#fail(err);
+    }
+  }
+
+  async #dispatch(line: string): Promise<void> {
+    const { verb, args } = splitCommand(line);
+    switch (verb) {
+      case "EHLO":
+      case "HELO":
+        return await this.#helo(verb, args);
+      case "MAIL":
+        return await this.#mail(args);
+      case "RCPT":
+        return await this.#rcpt(args);
+      case "DATA":
+        return await this.#dataCommand(args);
+      case "RSET":
+        if (args) throw syntax("RSET");
+        this.#resetTransaction();
+        return this.#reply(250, "2.0.0", "OK");
+      case "NOOP":
+        return this.#reply(250, "2.0.0", "OK");
+      case "QUIT":
+        this.#reply(221, "2.0.0", "Service closing transmission channel");
+        this.#state = "QUIT";
+        this.#closing = true;
+        return;
+      case "HELP":
+        return this.#reply(214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY");
+      case "VRFY":
+        if (!args) throw syntax("VRFY <address>");
+        return this.#reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
+      case "EXPN":
+        throw new Smtpd502Exception();
+      default:
+        return await this.#unknown(line);
+    }
+  }
+
+  // ---- commands ----------------------------------------------------------------------------
+
+  async #helo(verb: "HELO" | "EHLO", args: string): Promise<void> {
+    if (!args || args.includes(" ") || hasControl(args)) throw syntax(`${verb} hostname`);
+    await this.#host.hooks.onHeloEvent(this.ctx, args);
+    // RFC 5321 4.1.4: a later EHLO/HELO resets the session like RSET.
+    this.#resetTransaction();
+    const server = this.ctx.server;
+    server.helo = args;
+    server.heloMode = verb;
+    this.#state = "RSET";
+    if (verb === "HELO") {
+      this.#out += `250 ${oneLine(server.heloResponse)}\r\n`;
+      return;
+    }
+    this.#out += formatMultiline(250, [server.heloResponse, ...this.#extensions()]);
+  }
+
+  /** The EHLO keywords, in the order they are advertised. */
+  #extensions(): string[] {
+    const o = this.#opts;
+    const list: string[] = [];
+    if (o.pipeliningExtension) list.push("PIPELINING");
+    list.push(o.maxMessageSize > 0 ? `SIZE ${o.maxMessageSize}` : "SIZE");
+    if (o.internationalizationExtensions) list.push("8BITMIME", "SMTPUTF8");
+    if (o.enhancedStatusCodesExtension) list.push("ENHANCEDSTATUSCODES");
+    return list;
+  }
+
+  async #mail(args: string): Promise<void> {
+    if (this.#state === "HELO") throw new Smtpd503Exception(undefined, "Send HELO/EHLO first");
+    if (this.#state !== "RSET") throw new Smtpd503Exception(undefined, "Sender already specified");
+    const i18n = this.#opts.internationalizationExtensions;
+    const parsed = parsePathArgument(args, "FROM", true, i18n);
+    const envelope = newEnvelope();
+    for (const [key, value] of Object.entries(parsed.params)) {
+      switch (key) {
+        case "SIZE": {
+          const size = typeof value === "string" && /^\d{1,20}$/.test(value) ? Number(value) : NaN;
+          if (Number.isNaN(size)) throw new Smtpd501Exception(undefined, "Syntax error in SIZE parameter");
+          const max = this.#opts.maxMessageSize;
+          if (max > 0 && size > max) {
+            throw new Smtpd552Exception(undefined, "Message size exceeds fixed maximum message size");
+          }
+          break;
+        }
+        case "BODY":
+          if (!i18n) throw unsupportedParam(key);
+          if (typeof value !== "string" || !/^(7BIT|8BITMIME)$/i.test(value)) {
+            throw new Smtpd501Exception(undefined, "Syntax error in BODY parameter (7BIT or 8BITMIME)");
+          }
+          envelope.encodingBody = value.toUpperCase() === "7BIT" ? "7bit" : "8bitmime";
+          break;
+        case "SMTPUTF8":
+          if (!i18n) throw unsupportedParam(key);
+          if (value !== true) throw new Smtpd501Exception(undefined, "SMTPUTF8 takes no value");
+          envelope.encodingUtf8 = "utf8";
+          break;
+        default:
+          throw unsupportedParam(key);
+      }
+    }
+    if (parsed.utf8 && envelope.encodingUtf8 !== "utf8") throw nonAsciiRefused();
+    envelope.mailParams = parsed.params;
+    const replaced = await this.#host.hooks.onMailFromEvent(this.ctx, parsed.path);
+    envelope.from = typeof replaced === "string" ? replaced : parsed.path;
+    this.ctx.envelope = envelope;
+    this.#state = "MAIL";
+    this.#reply(250, "2.1.0", "OK");
+  }
+
+  async #rcpt(args: string): Promise<void> {
+    if (this.#state !== "MAIL" && this.#state !== "RCPT") {
+      throw new Smtpd503Exception(undefined, this.#state === "HELO" ? "Send HELO/EHLO first" : "Need MAIL command first");
+    }
+    const envelope = this.ctx.envelope;
+    const utf8 = envelope.encodingUtf8 === "utf8";
+    const parsed = parsePathArgument(args, "TO", false, utf8);
+    for (const key of Object.keys(parsed.params)) throw unsupportedParam(key);
+    if (parsed.utf8 && !utf8) throw nonAsciiRefused();
+    if (envelope.to.length >= this.#opts.maxRecipients) {
+      throw new SmtpdException(452, "4.5.3", "Too many recipients");
+    }
+    const replaced = await this.#host.hooks.onRcptToEvent(this.ctx, parsed.path);
+    envelope.to.push(typeof replaced === "string" ? replaced : parsed.path);
+    envelope.rcptParams.push(parsed.params);
+    this.#state = "RCPT";
+    this.#reply(250, "2.1.5", "OK");
+  }
+
+  async #dataCommand(args: string): Promise<void> {
+    if (args) throw syntax("DATA");
+    if (this.#state === "HELO") throw new Smtpd503Exception(undefined, "Send HELO/EHLO first");
+    if (this.#state === "RSET") throw new Smtpd503Exception(undefined, "Need MAIL command first");
+    if (this.#state !== "RCPT") throw new Smtpd503Exception(undefined, "Need RCPT command first");
+    await this.#host.hooks.onMessageDataStartEvent(this.ctx);
+    const message = newMessage();
+    message.received = new Date();
+    message.bytesize = 0;
+    this.ctx.message = message;
+    this.#data = new DataReader({
+      crlfMode: this.#opts.crlfMode,
+      maxSize: this.#opts.maxMessageSize,
+      maxLineLength: this.#opts.maxDataLineLength,
+    });
+    this.#dataError = undefined;
+    this.#headersSeen = false;
+    this.#state = "DATA";
+    this.#reply(354, "", 'Enter message, ending with "." on a line by itself');
+  }
+
+  async #unknown(line: string): Promise<void> {
+    const answer = await this.#host.hooks.onProcessLineUnknownEvent(this.ctx, line);
+    if (typeof answer !== "string") throw new Smtpd500Exception(`unknown command: ${line}`);
+    if (answer !== "") this.#out += oneLine(answer) + "\r\n";
+  }
+
+  // ---- DATA --------------------------------------------------------------------------------
+
+  /** Runs the receiving and headers hooks (only when the application uses them). */
+  async #afterDataBytes(reader: DataReader): Promise<void> {
+    if (this.#dataError) return;
+    const message = this.ctx.message;
+    message.bytesize = reader.size;
+    try {
+      if (!this.#headersSeen && reader.headerSize >= 0) {
+        this.#headersSeen = true;
+        if (reader.retain && !reader.oversize) message.headers = headerText(reader.peek(reader.headerSize));
+        await this.#host.hooks.onMessageDataHeadersEvent(this.ctx);
+      }
+      if (this.#host.receivingHookActive) await this.#host.hooks.onMessageDataReceivingEvent(this.ctx);
+    } catch (err) {
+      this.#dataError = err instanceof SmtpdException ? err : this.#localError(err);
+      reader.retain = false;
+      reader.take();
+    }
+  }
+
+  async #finishMessage(reader: DataReader): Promise<void> {
+    this.#data = undefined;
+    this.#state = "RSET";
+    this.#disarmTimer();
+    const message = this.ctx.message;
+    try {
+      let refusal = this.#dataError;
+      if (!refusal && reader.oversize) {
+        refusal = new Smtpd552Exception(undefined, "Message size exceeds fixed maximum message size");
+      } else if (!refusal && reader.bareLineBreak && this.#opts.crlfMode === "CRLF_STRICT") {
+        refusal = new Smtpd500CrLfSequenceException();
+      } else if (!refusal && reader.lineTooLong) {
+        refusal = new Smtpd500Exception(undefined, "Line too long", "5.5.2");
+      }
+      if (refusal) {
+        this.#noteError(refusal);
+        this.#replyError(refusal);
+        return;
+      }
+      message.data = reader.take();
+      message.bytesize = message.data.length;
+      message.delivered = new Date();
+      if (this.#opts.crlfMode === "CRLF_LEAVE") message.crlf = reader.lastLineBreak;
+      if (!message.headers && reader.headerSize >= 0) message.headers = headerText(message.data.subarray(0, reader.headerSize));
+      try {
+        await this.#host.hooks.onMessageDataEvent(this.ctx);
+        this.#reply(250, "2.0.0", "Requested mail action okay, completed");
+      } catch (err) {
+        this.#fail(err, false);
+      }
+    } finally {
+      this.#resetTransaction();
+    }
+  }
+
+  // ---- replies and errors ------------------------------------------------------------------
+
+  #reply(code: number, enhanced: string, text: string): void {
+    this.#out += formatReply(code, enhanced, text, this.#opts.enhancedStatusCodesExtension);
+  }
+
+  #replyError(err: SmtpdException): void {
+    this.#reply(err.code, err.enhancedCode, err.text);
+    if (err.code === 421) this.#closing = true;
+  }
+
+  /** Answers an error from a command or hook; counts syntax and sequence errors. */
+  #fail(err: unknown, countsAsBad = true): void {
+    const smtpErr = err instanceof SmtpdException ? err : this.#localError(err);
+    this.#noteError(smtpErr);
+    this.#replyError(smtpErr);
+    if (countsAsBad && smtpErr.code >= 500 && smtpErr.code <= 504) {
+      this.#badCommands++;
+      if (this.#badCommands >= this.#opts.maxBadCommands && !this.#closing) {
+        this.#reply(421, "4.7.0", "Too many errors, closing transmission channel");
+        this.#closing = true;
+      }
+    }
+  }
+
+  /** Turns an application error into a 451 and logs it. */
+  #localError(err: unknown): SmtpdException {
+    this.#host.log(this.ctx, "error", `hook failed: ${errorText(err)}`, err);
+    return new SmtpdException(451, "4.3.0", "Requested action aborted: local error in processing", errorText(err));
+  }
+
+  #noteError(err: SmtpdException | Error): void {
+    this.ctx.server.exceptions++;
+    this.ctx.server.errors.push(err);
+    if (this.#host.logs("debug")) this.#host.log(this.ctx, "debug", `error reply: ${err.message}`);
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#out === "") return;
+    const text = this.#out;
+    this.#out = "";
+    if (this.#host.logs("debug")) this.#host.log(this.ctx, "debug", `>>> ${text.trimEnd()}`);
+    try {
+      await this.#conn.write(encoder.encode(text));
+    } catch {
+      this.#closing = true; // the client is gone
+    }
+  }
+
+  #resetTransaction(): void {
+    this.ctx.envelope = newEnvelope();
+    this.ctx.message = newMessage();
+    if (this.#state !== "HELO") this.#state = "RSET";
+  }
+
+  /** Sends FIN after the last reply (so it is not lost to a reset), then closes; waits 1 s at most. */
+  async #closeConnection(): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        this.#conn.closeWrite(),
+        new Promise((resolve) => timer = setTimeout(resolve, 1000)),
+      ]);
+    } catch {
+      // already gone
+    } finally {
+      clearTimeout(timer);
+      this.#conn.close();
+    }
+  }
+
+  // ---- timeouts ----------------------------------------------------------------------------
+
+  /** Starts the deadline for the phase we are in, unless one runs already. */
+  #armTimer(): void {
+    if (this.#timer !== undefined) return;
+    const o = this.#opts;
+    const seconds = this.#state === "DATA"
+      ? o.ioDataTimeout
+      : this.ctx.server.heloMode === "" && this.#state === "HELO"
+      ? o.ioGreetingTimeout
+      : o.ioCmdTimeout;
+    if (seconds === null) return;
+    this.#timer = setTimeout(() => this.#onTimeout(), seconds * 1000);
+  }
+
+  #disarmTimer(): void {
+    if (this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #onTimeout(): void {
+    this.#timer = undefined;
+    this.#host.log(this.ctx, "info", `timeout in state ${this.#state}: closing`);
+    this.#closing = true;
+    const reply = formatReply(421, "4.4.2", "Timeout, closing transmission channel", this.#opts.enhancedStatusCodesExtension);
+    // The client may not be reading: never wait long for this last write.
+    const hardClose = setTimeout(() => this.#conn.close(), 1000);
+    this.#conn.write(encoder.encode(reply)).catch(() => {}).finally(() => {
+      clearTimeout(hardClose);
+      this.#conn.close();
+    });
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+const lenientUtf8 = new TextDecoder();
+
+/** Decodes the header section for `ctx.message.headers` (a view: `data` keeps the exact bytes). */
+function headerText(bytes: Uint8Array): string {
+  return lenientUtf8.decode(bytes);
+}
+
+function syntax(usage: string): SmtpdException {
+  return new Smtpd501Exception(undefined, `Syntax: ${usage}`);
+}
+
+function unsupportedParam(key: string): SmtpdException {
+  return new SmtpdException(555, "5.5.4", `Unsupported parameter ${key}`);
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,124 @@
+/**
+ * The socket layer behind the SMTP core.
+ *
+ * A transport adapts one runtime's sockets (Deno, Bun or node:net) to these
+ * small interfaces. The protocol core only ever talks to a {@link Connection};
+ * everything runtime-specific lives in one transport file.
+ *
+ * @module
+ */
+
+/** An IP endpoint as reported by the runtime, with the real port. */
+export interface SocketAddress {
+  /** Numeric IP address, e.g. `"127.0.0.1"` or `"::1"` (no brackets). */
+  readonly hostname: string;
+  /** Port number. */
+  readonly port: number;
+  /** Address family. */
+  readonly family: "IPv4" | "IPv6";
+}
+
+/** Key and certificate material for the server side of TLS (used by STARTTLS and implicit TLS). */
+export interface TlsServerOptions {
+  /** PEM certificate chain. */
+  readonly cert: string;
+  /** PEM private key. */
+  readonly key: string;
+  /** Lowest protocol version accepted, default `"TLSv1.2"`. */
+  readonly minVersion?: "TLSv1.2" | "TLSv1.3";
+  /** OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are not affected). */
+  readonly ciphers?: string;
+  /** Picks a certificate by the SNI name the client sent (`""` when it sent none). */
+  readonly sni?: (serverName: string) => { cert: string; key: string } | undefined;
+  /** A handshake not finished within this many milliseconds fails (default 10000). */
+  readonly handshakeTimeoutMs?: number;
+}
+
+/** What a finished TLS handshake tells about the session. */
+export interface TlsInfo {
+  /** Negotiated protocol, e.g. `"TLSv1.3"`. */
+  readonly protocol: string;
+  /** Negotiated cipher name. */
+  readonly cipher: string;
+  /** The SNI name the client asked for, if any. */
+  readonly serverName?: string;
+}
+
+/**
+ * One accepted TCP (or TLS) connection.
+ *
+ * Reads are pull-based: the transport reads nothing from the socket until
+ * {@link Connection.read} is called, so a slow consumer applies backpressure
+ * to the client through TCP. Only one `read()` may be pending at a time.
+ */
+export interface Connection {
+  /** The local end, with the real port. */
+  readonly localAddress: SocketAddress;
+  /** The client's end. */
+  readonly remoteAddress: SocketAddress;
+  /** Set once the connection runs over TLS. */
+  readonly tls: TlsInfo | undefined;
+  /**
+   * Resolves with the next bytes from the client, or `null` once the client
+   * has closed its side (or the connection was closed locally). The returned
+   * array belongs to the caller: a transport never reuses its memory.
+   */
+  read(): Promise<Uint8Array | null>;
+  /**
+   * Writes all of `data`. Resolves once the bytes are handed to the kernel
+   * (or fit within the runtime's send buffer), so awaiting it respects
+   * backpressure. Rejects if the connection is gone.
+   */
+  write(data: Uint8Array): Promise<void>;
+  /** Sends FIN after the pending writes; reading stays possible. */
+  closeWrite(): Promise<void>;
+  /** Closes both directions at once; a pending `read()` resolves `null`. Safe to call twice. */
+  close(): void;
+  /**
+   * Upgrades this plain connection to TLS as the server (STARTTLS): stops
+   * reading, writes `reply` (the `220` that tells the client to start the
+   * handshake) as the last plaintext, then runs the handshake. Call it with no
+   * `read()` pending. Plaintext the client sent before the handshake is
+   * discarded, never returned by a later `read()` (CVE-2011-0411). The
+   * returned connection replaces this one; on a failed handshake the promise
+   * rejects and this connection is closed.
+   */
+  startTls(options: TlsServerOptions, reply: Uint8Array): Promise<Connection>;
+}
+
+/** Where and how to listen. */
+export interface ListenOptions {
+  /** Numeric IP address to bind, e.g. `"127.0.0.1"`, `"::1"`, `"0.0.0.0"`. */
+  readonly hostname: string;
+  /** Port, `0` for any free one. */
+  readonly port: number;
+  /** Implicit TLS (SMTPS, RFC 8314): every connection starts with a handshake. */
+  readonly tls?: TlsServerOptions;
+}
+
+/** A bound listening socket. */
+export interface Listener {
+  /** The bound address, with the real port when `0` was asked for. */
+  readonly address: SocketAddress;
+  /** Stops accepting; connections already accepted stay open. */
+  close(): Promise<void>;
+}
+
+/**
+ * A runtime's socket implementation.
+ *
+ * @example
+ * ```ts
+ * import { nodeTransport } from "./node.ts";
+ * const listener = await nodeTransport.listen({ hostname: "127.0.0.1", port: 0 }, (conn) => {
+ *   conn.write(new TextEncoder().encode("220 hi\r\n")).then(() => conn.close());
+ * });
+ * console.log(listener.address.port);
+ * ```
+ */
+export interface Transport {
+  /** `"deno"`, `"bun"` or `"node"`: which socket API this transport uses. */
+  readonly name: string;
+  /** Binds and starts accepting; `onConnection` is called once per accepted client. */
+  listen(options: ListenOptions, onConnection: (conn: Connection) => void): Promise<Listener>;
+}

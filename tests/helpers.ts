@@ -1,0 +1,206 @@
+/**
+ * Test helpers shared by the suites: the transports to run every session
+ * test with, a server started on a free port, and a raw SMTP client over
+ * node:net (which works as a client in all three runtimes).
+ */
+import * as net from "node:net";
+import { MidiSmtpServer, type MidiSmtpServerOptions } from "../mod.ts";
+import { detectRuntime, loadTransport } from "../src/transport/detect.ts";
+import type { Transport } from "../src/transport/types.ts";
+
+/** The runtime running this test file. */
+export const runtime = detectRuntime();
+
+/** Every transport to test on this runtime: the native one, plus node:net where that is a different one. */
+export async function transportsUnderTest(): Promise<Transport[]> {
+  const native = await loadTransport(runtime);
+  if (runtime === "node") return [native];
+  return [native, await loadTransport("node")];
+}
+
+/** Loaded once per test file: use at module level with top-level await. */
+export const TRANSPORTS: Transport[] = await transportsUnderTest();
+
+/** Options that keep test servers quiet and on a free loopback port. */
+export function testOptions(transport: Transport, options: MidiSmtpServerOptions = {}): MidiSmtpServerOptions {
+  return {
+    hosts: "127.0.0.1",
+    ports: 0,
+    transport,
+    loggerSeverity: "fatal",
+    onLoggingEvent() {},
+    ...options,
+  };
+}
+
+/** A started server and where to reach it. */
+export interface RunningServer {
+  server: MidiSmtpServer;
+  host: string;
+  port: number;
+  /** Stops the server at once (non-graceful). */
+  close(): Promise<void>;
+}
+
+/** Starts a server (or subclass instance) on a free port. */
+export async function startServer(
+  transport: Transport,
+  options: MidiSmtpServerOptions = {},
+  make: (o: MidiSmtpServerOptions) => MidiSmtpServer = (o) => new MidiSmtpServer(o),
+): Promise<RunningServer> {
+  const server = make(testOptions(transport, options));
+  await server.start();
+  const address = server.addresses[0];
+  const colon = address.lastIndexOf(":");
+  const host = address.slice(0, colon).replace(/^\[|\]$/g, "");
+  const port = Number(address.slice(colon + 1));
+  return { server, host, port, close: () => server.stop({ gracefully: false, waitSecondsBeforeClose: 0 }) };
+}
+
+/** One SMTP reply: its code and text lines (without the code). */
+export interface Reply {
+  code: number;
+  lines: string[];
+  /** The raw reply as received, CRLFs included. */
+  raw: string;
+}
+
+const REPLY_LINE = /^(\d{3})([ -])(.*)$/;
+
+/**
+ * A raw SMTP client for exact wire tests: send bytes as you like (split,
+ * pipelined, malformed) and read replies one by one.
+ */
+export class RawClient {
+  #socket: net.Socket;
+  #buffer = "";
+  #closed = false;
+  #wake: (() => void) | undefined;
+
+  private constructor(socket: net.Socket) {
+    this.#socket = socket;
+    socket.setEncoding("latin1");
+    socket.on("data", (d: string) => {
+      this.#buffer += d;
+      this.#wake?.();
+    });
+    socket.on("close", () => {
+      this.#closed = true;
+      this.#wake?.();
+    });
+    socket.on("error", () => {});
+  }
+
+  /** Connects to `host:port`. */
+  static connect(port: number, host = "127.0.0.1"): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ port, host });
+      socket.once("connect", () => resolve(new RawClient(socket)));
+      socket.once("error", reject);
+    });
+  }
+
+  /** Whether the server closed the connection. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Everything received and not yet read as a reply. */
+  get pending(): string {
+    return this.#buffer;
+  }
+
+  /** Sends text (as latin1: one char per byte) or bytes. */
+  send(data: string | Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.#socket.destroyed) return reject(new Error("socket closed"));
+      this.#socket.write(typeof data === "string" ? Buffer.from(data, "latin1") : data, (err) => err ? reject(err) : resolve());
+    });
+  }
+
+  /** Waits until `predicate(buffer)` holds, the socket closes, or `ms` passes. */
+  async #waitFor(predicate: (buffer: string) => boolean, ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!predicate(this.#buffer)) {
+      if (this.#closed) return;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${ms} ms; received so far: ${JSON.stringify(this.#buffer)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = undefined;
+    }
+  }
+
+  /** Reads the next complete reply (multi-line replies as one). */
+  async reply(ms = 5000): Promise<Reply> {
+    const complete = (buffer: string) => {
+      let offset = 0;
+      for (;;) {
+        const eol = buffer.indexOf("\r\n", offset);
+        if (eol < 0) return -1;
+        const m = REPLY_LINE.exec(buffer.slice(offset, eol));
+        offset = eol + 2;
+        if (!m || m[2] === " ") return offset;
+      }
+    };
+    await this.#waitFor((b) => complete(b) >= 0, ms);
+    const end = complete(this.#buffer);
+    if (end < 0) throw new Error(`connection closed before a complete reply; received: ${JSON.stringify(this.#buffer)}`);
+    const raw = this.#buffer.slice(0, end);
+    this.#buffer = this.#buffer.slice(end);
+    const lines = raw.split("\r\n").slice(0, -1);
+    const first = REPLY_LINE.exec(lines[0]);
+    if (!first) throw new Error(`malformed reply: ${JSON.stringify(raw)}`);
+    return { code: Number(first[1]), lines: lines.map((l) => l.slice(4)), raw };
+  }
+
+  /** Reads a reply and checks its code; returns it. */
+  async expect(code: number, ms = 5000): Promise<Reply> {
+    const r = await this.reply(ms);
+    if (r.code !== code) throw new Error(`expected ${code}, got ${JSON.stringify(r.raw)}`);
+    return r;
+  }
+
+  /** Sends a line (CRLF added) and returns the reply. */
+  async command(line: string, ms = 5000): Promise<Reply> {
+    await this.send(line + "\r\n");
+    return await this.reply(ms);
+  }
+
+  /** Resolves once the server closed the connection (or after `ms`, then rejects). */
+  async waitClosed(ms = 5000): Promise<void> {
+    await this.#waitFor(() => false, ms).catch((err) => {
+      if (!this.#closed) throw err;
+    });
+    if (!this.#closed) throw new Error("connection still open");
+  }
+
+  /** Closes our side. */
+  close(): void {
+    this.#socket.destroy();
+  }
+
+  /** Resets the connection (RST), as a client that vanishes. */
+  reset(): void {
+    this.#socket.resetAndDestroy();
+  }
+}
+
+/** Connects, reads the 220 and sends EHLO; returns the client. */
+export async function ehloClient(port: number, host = "127.0.0.1", name = "client.example"): Promise<RawClient> {
+  const client = await RawClient.connect(port, host);
+  await client.expect(220);
+  await client.send(`EHLO ${name}\r\n`);
+  await client.expect(250);
+  return client;
+}
+
+/** Sleeps `ms`. */
+export function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
