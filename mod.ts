@@ -28,8 +28,8 @@ export type { EnvelopeContext, EsmtpParamValue, MessageContext, ServerContext, S
 export * from "./src/exceptions.ts";
 export type {
   Connection,
-  ListenOptions,
   Listener,
+  ListenOptions,
   SocketAddress,
   TlsInfo,
   TlsServerOptions,

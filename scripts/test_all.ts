@@ -12,7 +12,9 @@ import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
-const testFiles = readdirSync(join(root, "tests")).filter((f) => f.endsWith(".test.ts")).sort().map((f) => join("tests", f));
+const testFiles = readdirSync(join(root, "tests")).filter((f) => f.endsWith(".test.ts")).sort().map((f) =>
+  join("tests", f)
+);
 
 interface Run {
   runtime: string;
@@ -34,7 +36,9 @@ const runs: Run[] = [
     command: bin("deno"),
     args: ["test", "-A", "--no-check", ...testFiles],
     count(output) {
-      const m = /(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?/.exec(output);
+      const m = /(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?/.exec(
+        output,
+      );
       return m ? { passed: Number(m[2] ?? m[1]), failed: Number(m[4] ?? m[3]) } : undefined;
     },
   },

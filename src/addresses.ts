@@ -23,7 +23,9 @@ export async function resolveHost(host: string): Promise<string[]> {
     for (const list of Object.values(networkInterfaces())) {
       for (const nic of list ?? []) {
         const ip = nic.address.replace(/%.*$/, "");
-        if (/^fe[89ab]/i.test(ip) || /^169\.254\./.test(ip) || /^(22[4-9]|23\d)\./.test(ip) || /^ff/i.test(ip)) continue;
+        if (/^fe[89ab]/i.test(ip) || /^169\.254\./.test(ip) || /^(22[4-9]|23\d)\./.test(ip) || /^ff/i.test(ip)) {
+          continue;
+        }
         if (!found.includes(ip)) found.push(ip);
       }
     }

@@ -35,7 +35,9 @@ const GENERAL_LITERAL = /^[A-Za-z0-9-]*[A-Za-z0-9]:[\x21-\x5a\x5e-\x7e]+$/;
 const PARAM_KEYWORD = /^[A-Za-z0-9][A-Za-z0-9-]*$/;
 // esmtp-value: any printable except "=" and SP (RFC 5321), plus UTF-8 (RFC 6531).
 const PARAM_VALUE = /^[\x21-\x3c\x3e-\x7e\u0080-\u{10FFFF}]+$/u;
+// deno-lint-ignore no-control-regex
 const NON_ASCII = /[^\x00-\x7f]/;
+// deno-lint-ignore no-control-regex
 const CONTROL = /[\x00-\x1f\x7f]/;
 
 /** Whether `text` has any byte outside ASCII. */
@@ -90,7 +92,11 @@ export function parsePathArgument(
   const verb = keyword === "FROM" ? "MAIL FROM" : "RCPT TO";
   const syntax = () => new SmtpdException(501, "5.5.4", `Syntax: ${verb}:<address> [parameters]`);
   const badAddress = () =>
-    new SmtpdException(501, keyword === "FROM" ? "5.1.7" : "5.1.3", `Bad ${keyword === "FROM" ? "sender" : "recipient"} address syntax`);
+    new SmtpdException(
+      501,
+      keyword === "FROM" ? "5.1.7" : "5.1.3",
+      `Bad ${keyword === "FROM" ? "sender" : "recipient"} address syntax`,
+    );
   if (hasControl(args)) throw new SmtpdException(501, "5.5.2", "Syntax error: control characters are not allowed");
   const prefix = keyword + ":";
   if (args.slice(0, prefix.length).toUpperCase() !== prefix) throw syntax();
@@ -104,7 +110,10 @@ export function parsePathArgument(
   if (tail !== "" && !tail.startsWith(" ")) throw syntax();
   // Drop an RFC 5321 source route ("@a,@b:user@c"); servers must accept and ignore it.
   const route = /^@[^:]+:/.exec(mailbox);
-  if (route) mailbox = mailbox.slice(route[0].length);
+  if (route) {
+    mailbox = mailbox.slice(route[0].length);
+    if (mailbox === "") throw badAddress(); // a route needs a mailbox; "<@a:>" is not the null path
+  }
   const utf8 = hasNonAscii(mailbox);
   if (mailbox === "") {
     if (!allowNull) throw badAddress();

@@ -53,7 +53,7 @@ export class DataReader {
   lineTooLong = false;
   /** A bare CR or LF was seen (refused in `CRLF_STRICT`). */
   bareLineBreak = false;
-  /** Size of the header section including the empty line that ends it, or -1 while not seen. */
+  /** Size of the header section of the output, including the empty line that ends it, or -1 while not seen. */
   headerSize = -1;
   /** The line break kept in `CRLF_LEAVE` mode when the last line ended with a bare LF. */
   lastLineBreak = "\r\n";
@@ -65,6 +65,9 @@ export class DataReader {
   #prevCR = false;
   #carry: Uint8Array | undefined;
   #lineLength = 0;
+  /** Output bytes since the last LF of the output, while looking for the end of the headers. */
+  #outLineLength = 0;
+  #outLastByte = -1;
   readonly #options: DataReaderOptions;
 
   /** @param options limits and CRLF policy */
@@ -74,6 +77,7 @@ export class DataReader {
 
   /** Feeds bytes that follow the `354`. */
   push(chunk: Uint8Array): DataPushResult {
+    if (chunk.length === 0) return { consumed: 0, done: false };
     let buf = chunk;
     let carried = 0;
     if (this.#carry) {
@@ -93,7 +97,7 @@ export class DataReader {
     // A CR that ended the last chunk: its LF (if any) is our first byte.
     const startsAfterCR = this.#prevCR && carried === 0;
     this.#prevCR = false;
-    if (startsAfterCR && len > 0 && buf[0] !== LF) this.#bareCR(buf, -1);
+    if (startsAfterCR && buf[0] !== LF) this.#bareCR(buf, -1);
 
     for (;;) {
       if (this.#atLineStart) {
@@ -108,16 +112,16 @@ export class DataReader {
             this.#emit(buf.subarray(segStart, i));
             return { consumed: i + 3 - carried, done: true };
           }
-          // A dot-stuffed line: drop the first dot.
+          // A dot-stuffed line: drop the first dot (it does not count toward the line length).
           this.#emit(buf.subarray(segStart, i));
           segStart = i + 1;
-          this.#lineLength++;
+          i++;
         }
         this.#atLineStart = false;
       }
       const lf = buf.indexOf(LF, i);
       const end = lf < 0 ? len : lf;
-      if (mode !== "CRLF_LEAVE") segStart = this.#scanBareCRs(buf, i, end, segStart);
+      segStart = this.#scanBareCRs(buf, i, end, segStart);
       if (lf < 0) {
         this.#lineLength += len - i;
         if (maxLine > 0 && this.#lineLength > maxLine) this.lineTooLong = true;
@@ -127,10 +131,6 @@ export class DataReader {
       const lineBytes = this.#lineLength + (lf - i);
       this.#lineLength = 0;
       if (maxLine > 0 && lineBytes + 1 > maxLine) this.lineTooLong = true;
-      if (this.headerSize < 0 && (lineBytes === 0 || (lineBytes === 1 && crlf))) {
-        // Output up to and including this empty line (a bare LF becomes CRLF in ENSURE mode).
-        this.headerSize = this.size + (lf + 1 - segStart) + (!crlf && mode === "CRLF_ENSURE" ? 1 : 0);
-      }
       if (!crlf) {
         this.bareLineBreak = true;
         if (mode === "CRLF_ENSURE") {
@@ -171,6 +171,7 @@ export class DataReader {
   #emit(segment: Uint8Array): void {
     const n = segment.length;
     if (n === 0) return;
+    if (this.headerSize < 0) this.#findHeaderEnd(segment);
     this.size += n;
     if (this.oversize) return;
     const max = this.#options.maxSize;
@@ -180,6 +181,23 @@ export class DataReader {
       return;
     }
     if (this.retain) this.#segments.push(segment);
+  }
+
+  /** Looks for the first empty line (LF or CRLF alone) in the output; runs only until it is found. */
+  #findHeaderEnd(segment: Uint8Array): void {
+    let from = 0;
+    for (let lf = segment.indexOf(LF); lf >= 0; lf = segment.indexOf(LF, from)) {
+      const before = this.#outLineLength + (lf - from);
+      const prev = lf > 0 ? segment[lf - 1] : this.#outLastByte;
+      if (before === 0 || (before === 1 && prev === CR)) {
+        this.headerSize = this.size + lf + 1;
+        return;
+      }
+      this.#outLineLength = 0;
+      from = lf + 1;
+    }
+    this.#outLineLength += segment.length - from;
+    this.#outLastByte = segment[segment.length - 1];
   }
 
   /** Copies the first `n` kept bytes (the header section) without taking them. */

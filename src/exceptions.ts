@@ -36,6 +36,10 @@ export class SmtpdException extends Error {
     if (enhancedCode !== "" && !/^[245]\.\d{1,3}\.\d{1,3}$/.test(enhancedCode)) {
       throw new RangeError(`Enhanced status code must look like "5.1.1", got "${enhancedCode}"`);
     }
+    if (enhancedCode !== "" && enhancedCode[0] !== String(numeric)[0]) {
+      // RFC 3463 / RFC 2034 4: the class must agree with the reply code.
+      throw new RangeError(`Enhanced status code ${enhancedCode} does not match reply code ${numeric}`);
+    }
     const cleanText = text.replace(/[\r\n]+/g, " ");
     super(message ?? `${numeric} ${enhancedCode ? enhancedCode + " " : ""}${cleanText}`);
     this.name = new.target.name;
@@ -56,7 +60,11 @@ export class SmtpdException extends Error {
 /** `421 4.3.0 Service too busy or not available, closing transmission channel`; the connection closes. */
 export class Smtpd421Exception extends SmtpdException {
   /** @param message log message; @param text reply text */
-  constructor(message?: string, text = "Service too busy or not available, closing transmission channel", enhancedCode = "4.3.0") {
+  constructor(
+    message?: string,
+    text = "Service too busy or not available, closing transmission channel",
+    enhancedCode = "4.3.0",
+  ) {
     super(421, enhancedCode, text, message);
   }
 }
@@ -77,7 +85,11 @@ export class Smtpd451Exception extends SmtpdException {
 /** `452 4.3.1 Requested action not taken: insufficient system storage` */
 export class Smtpd452Exception extends SmtpdException {
   /** @param message log message; @param text reply text */
-  constructor(message?: string, text = "Requested action not taken: insufficient system storage", enhancedCode = "4.3.1") {
+  constructor(
+    message?: string,
+    text = "Requested action not taken: insufficient system storage",
+    enhancedCode = "4.3.1",
+  ) {
     super(452, enhancedCode, text, message);
   }
 }
@@ -137,7 +149,11 @@ export class Smtpd550Exception extends SmtpdException {
 /** `552 5.3.4 Requested mail action aborted: exceeded storage allocation` */
 export class Smtpd552Exception extends SmtpdException {
   /** @param message log message; @param text reply text */
-  constructor(message?: string, text = "Requested mail action aborted: exceeded storage allocation", enhancedCode = "5.3.4") {
+  constructor(
+    message?: string,
+    text = "Requested mail action aborted: exceeded storage allocation",
+    enhancedCode = "5.3.4",
+  ) {
     super(552, enhancedCode, text, message);
   }
 }
@@ -193,7 +209,11 @@ export class Smtpd535Exception extends SmtpdException {
 /** `538 5.7.11 Encryption required for requested authentication mechanism` (RFC 4954) */
 export class Smtpd538Exception extends SmtpdException {
   /** @param message log message; @param text reply text */
-  constructor(message?: string, text = "Encryption required for requested authentication mechanism", enhancedCode = "5.7.11") {
+  constructor(
+    message?: string,
+    text = "Encryption required for requested authentication mechanism",
+    enhancedCode = "5.7.11",
+  ) {
     super(538, enhancedCode, text, message);
   }
 }

@@ -50,6 +50,7 @@ export class LineReader {
     const rest = this.#buf.length - this.#pos;
     if (rest === 0) {
       this.#buf = chunk;
+      this.#scanFrom = 0;
     } else {
       const joined = new Uint8Array(rest + chunk.length);
       joined.set(this.#buf.subarray(this.#pos));
@@ -68,16 +69,17 @@ export class LineReader {
     const lf = buf.indexOf(LF, this.#scanFrom);
     if (lf < 0) {
       const pending = buf.length - start;
+      const held = (this.#dropped < 0 ? 0 : this.#dropped) + pending;
+      if (this.maxBufferSize !== null && held > this.maxBufferSize) {
+        this.clear();
+        return { kind: "overflow" };
+      }
       if (this.#dropped >= 0 || pending >= this.maxLineLength) {
         // Too long already: drop what we have instead of buffering it.
-        this.#dropped = (this.#dropped < 0 ? 0 : this.#dropped) + pending;
+        this.#dropped = held;
         this.#buf = EMPTY;
         this.#pos = 0;
         this.#scanFrom = 0;
-        if (this.maxBufferSize !== null && this.#dropped > this.maxBufferSize) {
-          this.#dropped = -1;
-          return { kind: "overflow" };
-        }
         return undefined;
       }
       this.#scanFrom = buf.length;

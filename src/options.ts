@@ -156,12 +156,18 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
   const crlfMode = o.crlfMode ?? "CRLF_ENSURE";
   if (!CRLF_MODES.includes(crlfMode)) throw new TypeError(`Unknown CRLF mode ${String(crlfMode)} was given!`);
   const loggerSeverity = o.loggerSeverity ?? "warn";
-  if (!(loggerSeverity in SEVERITY_RANK)) throw new TypeError(`Unknown loggerSeverity ${String(loggerSeverity)}`);
+  if (!Object.hasOwn(SEVERITY_RANK, loggerSeverity)) {
+    throw new TypeError(`Unknown loggerSeverity ${String(loggerSeverity)}`);
+  }
   const maxBadCommands = positiveInt("maxBadCommands", o.maxBadCommands ?? 10);
-  if (maxBadCommands < 2) throw new TypeError("maxBadCommands must be at least 2: one unknown command never ends a session");
+  if (maxBadCommands < 2) {
+    throw new TypeError("maxBadCommands must be at least 2: one unknown command never ends a session");
+  }
   const maxCommandLineLength = positiveInt("maxCommandLineLength", o.maxCommandLineLength ?? 12288);
   if (maxCommandLineLength < 512) throw new TypeError("maxCommandLineLength must be at least 512 (RFC 5321 4.5.3.1.4)");
-  const ioBufferMaxSize = o.ioBufferMaxSize === null ? null : positiveInt("ioBufferMaxSize", o.ioBufferMaxSize ?? 1048576);
+  const ioBufferMaxSize = o.ioBufferMaxSize === null
+    ? null
+    : positiveInt("ioBufferMaxSize", o.ioBufferMaxSize ?? 1048576);
   if (o.transport !== undefined && typeof o.transport?.listen !== "function") {
     throw new TypeError("transport must implement Transport (a listen() method)");
   }

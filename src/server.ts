@@ -9,7 +9,13 @@ import type { Connection, Listener, Transport } from "./transport/types.ts";
 import { loadTransport } from "./transport/detect.ts";
 import type { SmtpdContext } from "./context.ts";
 import type { Awaitable, SmtpdHooks } from "./hooks.ts";
-import { type LogSeverity, type ResolvedOptions, resolveOptions, type ServerOptions, SEVERITY_RANK } from "./options.ts";
+import {
+  type LogSeverity,
+  type ResolvedOptions,
+  resolveOptions,
+  type ServerOptions,
+  SEVERITY_RANK,
+} from "./options.ts";
 import { Smtpd500Exception } from "./exceptions.ts";
 import { Session, type SessionHost } from "./session.ts";
 import { formatAddress, resolveHost, reverseLookup } from "./addresses.ts";
@@ -224,7 +230,12 @@ export class MidiSmtpServer implements SmtpdHooks, SessionHost {
 
   /** Answers 421 and closes, without a session. */
   #refuse(conn: Connection): void {
-    const reply = formatReply(421, "4.3.2", "Service too busy or not available, closing transmission channel", this.options.enhancedStatusCodesExtension);
+    const reply = formatReply(
+      421,
+      "4.3.2",
+      "Service too busy or not available, closing transmission channel",
+      this.options.enhancedStatusCodesExtension,
+    );
     conn.write(encoder.encode(reply)).then(() => conn.closeWrite()).catch(() => {}).finally(() => conn.close());
   }
 

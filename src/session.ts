@@ -22,7 +22,7 @@ import {
   Smtpd552Exception,
   SmtpdException,
 } from "./exceptions.ts";
-import { LineReader, type LineItem } from "./line_reader.ts";
+import { type LineItem, LineReader } from "./line_reader.ts";
 import { DataReader } from "./data_reader.ts";
 import { hasControl, nonAsciiRefused, parsePathArgument, splitCommand } from "./commands.ts";
 import { formatMultiline, formatReply, oneLine } from "./replies.ts";
@@ -352,7 +352,10 @@ export class Session {
 
   async #rcpt(args: string): Promise<void> {
     if (this.#state !== "MAIL" && this.#state !== "RCPT") {
-      throw new Smtpd503Exception(undefined, this.#state === "HELO" ? "Send HELO/EHLO first" : "Need MAIL command first");
+      throw new Smtpd503Exception(
+        undefined,
+        this.#state === "HELO" ? "Send HELO/EHLO first" : "Need MAIL command first",
+      );
     }
     const envelope = this.ctx.envelope;
     const utf8 = envelope.encodingUtf8 === "utf8";
@@ -440,7 +443,9 @@ export class Session {
       message.bytesize = message.data.length;
       message.delivered = new Date();
       if (this.#opts.crlfMode === "CRLF_LEAVE") message.crlf = reader.lastLineBreak;
-      if (!message.headers && reader.headerSize >= 0) message.headers = headerText(message.data.subarray(0, reader.headerSize));
+      if (!message.headers && reader.headerSize >= 0) {
+        message.headers = headerText(message.data.subarray(0, reader.headerSize));
+      }
       try {
         await this.#host.hooks.onMessageDataEvent(this.ctx);
         this.#reply(250, "2.0.0", "Requested mail action okay, completed");
@@ -548,7 +553,12 @@ export class Session {
     this.#timer = undefined;
     this.#host.log(this.ctx, "info", `timeout in state ${this.#state}: closing`);
     this.#closing = true;
-    const reply = formatReply(421, "4.4.2", "Timeout, closing transmission channel", this.#opts.enhancedStatusCodesExtension);
+    const reply = formatReply(
+      421,
+      "4.4.2",
+      "Timeout, closing transmission channel",
+      this.#opts.enhancedStatusCodesExtension,
+    );
     // The client may not be reading: never wait long for this last write.
     const hardClose = setTimeout(() => this.#conn.close(), 1000);
     this.#conn.write(encoder.encode(reply)).catch(() => {}).finally(() => {

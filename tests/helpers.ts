@@ -114,7 +114,10 @@ export class RawClient {
   send(data: string | Uint8Array): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.#socket.destroyed) return reject(new Error("socket closed"));
-      this.#socket.write(typeof data === "string" ? Buffer.from(data, "latin1") : data, (err) => err ? reject(err) : resolve());
+      this.#socket.write(
+        typeof data === "string" ? Buffer.from(data, "latin1") : data,
+        (err) => err ? reject(err) : resolve(),
+      );
     });
   }
 
@@ -150,7 +153,9 @@ export class RawClient {
     };
     await this.#waitFor((b) => complete(b) >= 0, ms);
     const end = complete(this.#buffer);
-    if (end < 0) throw new Error(`connection closed before a complete reply; received: ${JSON.stringify(this.#buffer)}`);
+    if (end < 0) {
+      throw new Error(`connection closed before a complete reply; received: ${JSON.stringify(this.#buffer)}`);
+    }
     const raw = this.#buffer.slice(0, end);
     this.#buffer = this.#buffer.slice(end);
     const lines = raw.split("\r\n").slice(0, -1);

@@ -1,0 +1,353 @@
+/**
+ * Unit tests of option defaults, validation and the seed's host/port string forms
+ * (src/options.ts), run under all three runtimes:
+ *
+ *   deno test -A tests/options.test.ts
+ *   bun test ./tests/options.test.ts
+ *   node --import tsx --test tests/options.test.ts
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { parseHosts, parsePorts, resolveOptions, type ServerOptions, SEVERITY_RANK } from "../src/options.ts";
+import type { Transport } from "../src/transport/types.ts";
+
+/** Options with deliberately wrong types, as plain JavaScript callers may pass them. */
+function untyped(options: Record<string, unknown>): ServerOptions {
+  return options as unknown as ServerOptions;
+}
+
+/** Asserts a TypeError whose message names the bad option. */
+function rejects(options: Record<string, unknown>, name: RegExp): void {
+  assert.throws(() => resolveOptions(untyped(options)), (err: unknown) => {
+    assert.ok(err instanceof TypeError, `expected a TypeError, got ${String(err)}`);
+    assert.match(err.message, name);
+    return true;
+  }, JSON.stringify(options));
+}
+
+const fakeTransport = { listen() {} } as unknown as Transport;
+
+describe("resolveOptions: defaults", () => {
+  const defaults = resolveOptions();
+
+  it("has every default", () => {
+    assert.deepEqual(defaults, {
+      ports: [[2525]],
+      hosts: ["127.0.0.1"],
+      maxProcessings: 1000,
+      maxConnections: null,
+      crlfMode: "CRLF_ENSURE",
+      doDnsReverseLookup: false,
+      ioGreetingTimeout: 300,
+      ioCmdTimeout: 300,
+      ioDataTimeout: 600,
+      ioBufferMaxSize: 1048576,
+      maxCommandLineLength: 12288,
+      maxDataLineLength: 0,
+      maxMessageSize: 26214400,
+      maxRecipients: 100,
+      maxBadCommands: 10,
+      pipeliningExtension: false,
+      internationalizationExtensions: false,
+      enhancedStatusCodesExtension: true,
+      loggerSeverity: "warn",
+      transport: undefined,
+    });
+  });
+
+  const each: Array<[string, unknown]> = [
+    ["ports", [[2525]]],
+    ["hosts", ["127.0.0.1"]],
+    ["maxProcessings", 1000],
+    ["maxConnections", null],
+    ["crlfMode", "CRLF_ENSURE"],
+    ["doDnsReverseLookup", false],
+    ["ioGreetingTimeout", 300],
+    ["ioCmdTimeout", 300],
+    ["ioDataTimeout", 600],
+    ["ioBufferMaxSize", 1024 * 1024],
+    ["maxCommandLineLength", 12288],
+    ["maxDataLineLength", 0],
+    ["maxMessageSize", 25 * 1024 * 1024],
+    ["maxRecipients", 100],
+    ["maxBadCommands", 10],
+    ["pipeliningExtension", false],
+    ["internationalizationExtensions", false],
+    ["enhancedStatusCodesExtension", true],
+    ["loggerSeverity", "warn"],
+    ["transport", undefined],
+  ];
+  for (const [name, value] of each) {
+    it(`${name} defaults to ${JSON.stringify(value)}`, () => {
+      assert.deepEqual((defaults as unknown as Record<string, unknown>)[name], value);
+    });
+  }
+
+  it("resolveOptions({}) equals resolveOptions()", () => {
+    assert.deepEqual(resolveOptions({}), defaults);
+  });
+
+  it("undefined values take the defaults", () => {
+    assert.deepEqual(
+      resolveOptions({ maxProcessings: undefined, ioCmdTimeout: undefined, crlfMode: undefined, ports: undefined }),
+      defaults,
+    );
+  });
+});
+
+describe("resolveOptions: valid values are kept", () => {
+  it("keeps every option given", () => {
+    const resolved = resolveOptions({
+      ports: "25, 587:2587",
+      hosts: "127.0.0.1, [::1]",
+      maxProcessings: 5,
+      maxConnections: 10,
+      crlfMode: "CRLF_STRICT",
+      doDnsReverseLookup: true,
+      ioGreetingTimeout: 0.5,
+      ioCmdTimeout: 30,
+      ioDataTimeout: 60,
+      ioBufferMaxSize: 4096,
+      maxCommandLineLength: 512,
+      maxDataLineLength: 1000,
+      maxMessageSize: 0,
+      maxRecipients: 1,
+      maxBadCommands: 2,
+      pipeliningExtension: true,
+      internationalizationExtensions: true,
+      enhancedStatusCodesExtension: false,
+      loggerSeverity: "debug",
+      transport: fakeTransport,
+    });
+    assert.deepEqual(resolved, {
+      ports: [[25], [587, 2587]],
+      hosts: ["127.0.0.1", "::1"],
+      maxProcessings: 5,
+      maxConnections: 10,
+      crlfMode: "CRLF_STRICT",
+      doDnsReverseLookup: true,
+      ioGreetingTimeout: 0.5,
+      ioCmdTimeout: 30,
+      ioDataTimeout: 60,
+      ioBufferMaxSize: 4096,
+      maxCommandLineLength: 512,
+      maxDataLineLength: 1000,
+      maxMessageSize: 0,
+      maxRecipients: 1,
+      maxBadCommands: 2,
+      pipeliningExtension: true,
+      internationalizationExtensions: true,
+      enhancedStatusCodesExtension: false,
+      loggerSeverity: "debug",
+      transport: fakeTransport,
+    });
+  });
+
+  it("accepts null for the timeouts, maxConnections and ioBufferMaxSize (no limit)", () => {
+    const resolved = resolveOptions({
+      ioGreetingTimeout: null,
+      ioCmdTimeout: null,
+      ioDataTimeout: null,
+      maxConnections: null,
+      ioBufferMaxSize: null,
+    });
+    assert.equal(resolved.ioGreetingTimeout, null);
+    assert.equal(resolved.ioCmdTimeout, null);
+    assert.equal(resolved.ioDataTimeout, null);
+    assert.equal(resolved.maxConnections, null);
+    assert.equal(resolved.ioBufferMaxSize, null);
+  });
+
+  it("accepts maxConnections equal to maxProcessings", () => {
+    assert.equal(resolveOptions({ maxProcessings: 7, maxConnections: 7 }).maxConnections, 7);
+  });
+
+  it("accepts every CRLF mode and every log severity", () => {
+    for (const crlfMode of ["CRLF_ENSURE", "CRLF_LEAVE", "CRLF_STRICT"] as const) {
+      assert.equal(resolveOptions({ crlfMode }).crlfMode, crlfMode);
+    }
+    for (const loggerSeverity of ["debug", "info", "warn", "error", "fatal"] as const) {
+      assert.equal(resolveOptions({ loggerSeverity }).loggerSeverity, loggerSeverity);
+    }
+  });
+
+  it("SEVERITY_RANK orders the severities", () => {
+    assert.deepEqual(SEVERITY_RANK, { debug: 0, info: 1, warn: 2, error: 3, fatal: 4 });
+  });
+});
+
+describe("resolveOptions: invalid options throw a TypeError naming them", () => {
+  const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+    ["maxProcessings 0", { maxProcessings: 0 }, /maxProcessings/],
+    ["maxProcessings -1", { maxProcessings: -1 }, /maxProcessings/],
+    ["maxProcessings 1.5", { maxProcessings: 1.5 }, /maxProcessings/],
+    ["maxProcessings as a string", { maxProcessings: "10" }, /maxProcessings/],
+    ["maxProcessings NaN", { maxProcessings: NaN }, /maxProcessings/],
+    ["maxConnections 0", { maxConnections: 0 }, /maxConnections/],
+    ["maxConnections below maxProcessings", { maxProcessings: 10, maxConnections: 9 }, /maxConnections/],
+    ["maxConnections below the default maxProcessings", { maxConnections: 999 }, /maxConnections/],
+    ["maxConnections 2.5", { maxConnections: 2.5 }, /maxConnections/],
+    ["unknown crlfMode", { crlfMode: "CRLF_ANY" }, /CRLF/],
+    ["lower-case crlfMode", { crlfMode: "crlf_ensure" }, /CRLF/],
+    ["crlfMode as a number", { crlfMode: 1 }, /CRLF/],
+    ["unknown loggerSeverity", { loggerSeverity: "verbose" }, /loggerSeverity/],
+    ["loggerSeverity naming an Object.prototype member", { loggerSeverity: "toString" }, /loggerSeverity/],
+    ["loggerSeverity '__proto__'", { loggerSeverity: "__proto__" }, /loggerSeverity/],
+    ["maxBadCommands 1", { maxBadCommands: 1 }, /maxBadCommands/],
+    ["maxBadCommands 0", { maxBadCommands: 0 }, /maxBadCommands/],
+    ["maxBadCommands 2.5", { maxBadCommands: 2.5 }, /maxBadCommands/],
+    ["maxCommandLineLength 511", { maxCommandLineLength: 511 }, /maxCommandLineLength/],
+    ["maxCommandLineLength 0", { maxCommandLineLength: 0 }, /maxCommandLineLength/],
+    ["ioBufferMaxSize 0", { ioBufferMaxSize: 0 }, /ioBufferMaxSize/],
+    ["ioBufferMaxSize -1", { ioBufferMaxSize: -1 }, /ioBufferMaxSize/],
+    ["ioBufferMaxSize 1.5", { ioBufferMaxSize: 1.5 }, /ioBufferMaxSize/],
+    ["ioGreetingTimeout -1", { ioGreetingTimeout: -1 }, /ioGreetingTimeout/],
+    ["ioGreetingTimeout 0", { ioGreetingTimeout: 0 }, /ioGreetingTimeout/],
+    ["ioCmdTimeout -5", { ioCmdTimeout: -5 }, /ioCmdTimeout/],
+    ["ioCmdTimeout NaN", { ioCmdTimeout: NaN }, /ioCmdTimeout/],
+    ["ioCmdTimeout Infinity", { ioCmdTimeout: Infinity }, /ioCmdTimeout/],
+    ["ioDataTimeout -0.5", { ioDataTimeout: -0.5 }, /ioDataTimeout/],
+    ["ioDataTimeout as a string", { ioDataTimeout: "600" }, /ioDataTimeout/],
+    ["maxDataLineLength -1", { maxDataLineLength: -1 }, /maxDataLineLength/],
+    ["maxDataLineLength 0.5", { maxDataLineLength: 0.5 }, /maxDataLineLength/],
+    ["maxMessageSize -1", { maxMessageSize: -1 }, /maxMessageSize/],
+    ["maxMessageSize as a string", { maxMessageSize: "1000" }, /maxMessageSize/],
+    ["maxRecipients 0", { maxRecipients: 0 }, /maxRecipients/],
+    ["maxRecipients -3", { maxRecipients: -3 }, /maxRecipients/],
+    ["doDnsReverseLookup 'yes'", { doDnsReverseLookup: "yes" }, /doDnsReverseLookup/],
+    ["doDnsReverseLookup 1", { doDnsReverseLookup: 1 }, /doDnsReverseLookup/],
+    ["pipeliningExtension 'true'", { pipeliningExtension: "true" }, /pipeliningExtension/],
+    ["internationalizationExtensions 0", { internationalizationExtensions: 0 }, /internationalizationExtensions/],
+    ["enhancedStatusCodesExtension 'false'", { enhancedStatusCodesExtension: "false" }, /enhancedStatusCodesExtension/],
+    ["transport without listen()", { transport: {} }, /transport/],
+    ["transport with a non-function listen", { transport: { listen: 1 } }, /transport/],
+    ["transport null", { transport: null }, /transport/],
+    ["invalid port", { ports: "smtp" }, /port/i],
+    ["port out of range", { ports: 70000 }, /port/i],
+    ["empty ports", { ports: "" }, /ports/],
+    ["empty hosts", { hosts: "" }, /hosts/],
+    ["empty host item", { hosts: "127.0.0.1,,::1" }, /hosts/],
+  ];
+  for (const [what, options, name] of cases) {
+    it(what, () => rejects(options, name));
+  }
+});
+
+describe("parsePorts", () => {
+  it("parses one port as a number or a string", () => {
+    assert.deepEqual(parsePorts(2525), [[2525]]);
+    assert.deepEqual(parsePorts("2525"), [[2525]]);
+    assert.deepEqual(parsePorts(" 2525 "), [[2525]]);
+  });
+
+  it('parses "2525, 3535" as one port per host entry', () => {
+    assert.deepEqual(parsePorts("2525, 3535"), [[2525], [3535]]);
+    assert.deepEqual(parsePorts("2525,3535,25"), [[2525], [3535], [25]]);
+  });
+
+  it('parses "2525:3535" as several ports for one host entry', () => {
+    assert.deepEqual(parsePorts("2525:3535"), [[2525, 3535]]);
+    assert.deepEqual(parsePorts("2525 : 3535 : 25"), [[2525, 3535, 25]]);
+  });
+
+  it('combines both forms: "25:587, 2525"', () => {
+    assert.deepEqual(parsePorts("25:587, 2525"), [[25, 587], [2525]]);
+  });
+
+  it("parses arrays of numbers and strings", () => {
+    assert.deepEqual(parsePorts([2525, 3535]), [[2525], [3535]]);
+    assert.deepEqual(parsePorts(["2525", " 3535 "]), [[2525], [3535]]);
+    assert.deepEqual(parsePorts(["25:587", 2525]), [[25, 587], [2525]]);
+  });
+
+  it("accepts 0 (a free port) and 65535", () => {
+    assert.deepEqual(parsePorts(0), [[0]]);
+    assert.deepEqual(parsePorts("65535"), [[65535]]);
+  });
+
+  const invalid: Array<[string, number | string | Array<number | string>]> = [
+    ["a name", "smtp"],
+    ["65536", "65536"],
+    ["70000 as a number", 70000],
+    ["a negative port", "-1"],
+    ["a negative number", -25],
+    ["a fraction", "25.5"],
+    ["a fractional number", 25.5],
+    ["NaN", NaN],
+    ["a trailing colon", "2525:"],
+    ["a leading colon", ":2525"],
+    ["two colons", "25::587"],
+    ["an invalid item in an array", [2525, "x"]],
+    ["a port with junk", "25a"],
+  ];
+  for (const [what, value] of invalid) {
+    it(`rejects ${what}: ${JSON.stringify(value)}`, () => {
+      assert.throws(() => parsePorts(value), TypeError);
+    });
+  }
+
+  it("names the bad port in the error", () => {
+    assert.throws(() => parsePorts("2525, 99999"), /99999/);
+  });
+
+  it("rejects an empty string, an empty array and blank input: no ports defined", () => {
+    for (const value of ["", "  ", []]) {
+      assert.throws(
+        () => parsePorts(value),
+        (err: unknown) => err instanceof TypeError && /No ports defined/.test(err.message),
+      );
+    }
+  });
+
+  it("rejects an empty item", () => {
+    for (const value of ["2525,", ",2525", "2525,,3535", "2525, ,3535", [2525, ""], [" ", 25]]) {
+      assert.throws(
+        () => parsePorts(value),
+        (err: unknown) => err instanceof TypeError && /empty identifier/.test(err.message),
+        JSON.stringify(value),
+      );
+    }
+  });
+});
+
+describe("parseHosts", () => {
+  it("parses one host", () => {
+    assert.deepEqual(parseHosts("127.0.0.1"), ["127.0.0.1"]);
+    assert.deepEqual(parseHosts("localhost"), ["localhost"]);
+    assert.deepEqual(parseHosts("*"), ["*"]);
+  });
+
+  it('parses "127.0.0.1, ::1"', () => {
+    assert.deepEqual(parseHosts("127.0.0.1, ::1"), ["127.0.0.1", "::1"]);
+  });
+
+  it('drops brackets around IPv6 addresses: "[::1]"', () => {
+    assert.deepEqual(parseHosts("[::1]"), ["::1"]);
+    assert.deepEqual(parseHosts(" [::1] , 127.0.0.1"), ["::1", "127.0.0.1"]);
+    assert.deepEqual(parseHosts("[2001:db8::1]"), ["2001:db8::1"]);
+  });
+
+  it("parses arrays", () => {
+    assert.deepEqual(parseHosts(["127.0.0.1", "[::1]", " localhost "]), ["127.0.0.1", "::1", "localhost"]);
+  });
+
+  it("rejects an empty string, blank input and an empty array: no hosts defined", () => {
+    for (const value of ["", "   ", [], [""]]) {
+      assert.throws(
+        () => parseHosts(value),
+        (err: unknown) => err instanceof TypeError && /No hosts defined/.test(err.message),
+        JSON.stringify(value),
+      );
+    }
+  });
+
+  it("rejects an empty item", () => {
+    for (const value of ["127.0.0.1,", ",::1", "a,,b", "a, ,b", ["a", ""], ["a", "  "]]) {
+      assert.throws(
+        () => parseHosts(value),
+        (err: unknown) => err instanceof TypeError && /empty identifier/.test(err.message),
+        JSON.stringify(value),
+      );
+    }
+  });
+});
