@@ -1,0 +1,598 @@
+/**
+ * Dev server (CLI) tests, run under all three runtimes:
+ *
+ *   deno test -A tests/cli.test.ts
+ *   bun test ./tests/cli.test.ts
+ *   node --import tsx --test tests/cli.test.ts
+ *
+ * In-process tests start the dev server with runDevServer() on every
+ * transport of the runtime; one group spawns the CLI itself as a child
+ * process of the current runtime. Clients are nodemailer and the raw
+ * client from helpers.ts.
+ */
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import nodemailer from "nodemailer";
+import {
+  CliError,
+  DEFAULT_CONFIG,
+  type DevServerConfig,
+  parseCliArgs,
+  runDevServer,
+  USAGE,
+  VERSION,
+} from "../src/cli.ts";
+import type { MidiSmtpServer } from "../src/server.ts";
+import type { Transport } from "../src/transport/types.ts";
+import { delay, ehloClient, RawClient, runtime, TRANSPORTS } from "./helpers.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const CLI = join(ROOT, "src", "cli.ts");
+const TEST_OPTIONS = { timeout: 15_000 };
+/** Spawned runtimes start slower than in-process tests. */
+const CHILD_TEST_OPTIONS = { timeout: 30_000 };
+const BODY_TIMEOUT_MS = 10_000;
+
+const LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (\S+) -> (\S+) (\d+) bytes (.+)$/;
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Collects what the dev server writes. */
+class Sink {
+  text = "";
+  write(text: string): boolean {
+    this.text += text;
+    return true;
+  }
+  /** The per-message lines. */
+  messageLines(): string[] {
+    return this.text.split("\n").filter((l) => LINE.test(l));
+  }
+}
+
+interface DevServer {
+  server: MidiSmtpServer;
+  port: number;
+  dir: string;
+  stdout: Sink;
+  stderr: Sink;
+}
+
+/** Runs `body` with a dev server on a free port and a fresh Maildir; always stops it and removes the Maildir. */
+async function withDevServer(
+  transport: Transport,
+  overrides: Partial<DevServerConfig>,
+  body: (dev: DevServer) => Promise<void>,
+): Promise<void> {
+  const base = mkdtempSync(join(tmpdir(), "midi-cli-"));
+  const dir = join(base, "mail");
+  const stdout = new Sink();
+  const stderr = new Sink();
+  const config: DevServerConfig = { ...DEFAULT_CONFIG, ports: "0", maildir: dir, ...overrides };
+  const server = await runDevServer(config, { stdout, stderr, transport });
+  try {
+    const port = Number(/:(\d+)$/.exec(server.addresses[0])![1]);
+    await withTimeout(body({ server, port, dir, stdout, stderr }), BODY_TIMEOUT_MS, "test body");
+  } finally {
+    await server.stop({ gracefully: false, waitSecondsBeforeClose: 0 });
+    rmSync(base, { recursive: true, force: true });
+  }
+}
+
+/** The files in `dir/sub`. */
+function files(dir: string, sub: "new" | "tmp" | "cur"): string[] {
+  return readdirSync(join(dir, sub)).sort();
+}
+
+/** Splits a stored file into its four trace header lines and the message bytes. */
+function splitStored(path: string): { headers: string[]; data: Uint8Array } {
+  const bytes = new Uint8Array(readFileSync(path));
+  const text = Buffer.from(bytes).toString("latin1");
+  let offset = 0;
+  for (let i = 0; i < 4; i++) offset = text.indexOf("\r\n", offset) + 2;
+  assert.ok(offset > 8, "four header lines");
+  const headers = text.slice(0, offset - 2).split("\r\n");
+  assert.match(headers[0], /^Return-Path: </);
+  assert.match(headers[1], /^Received: from /);
+  assert.match(headers[2], /^\tby .* with ESMTP id [0-9A-F]{12}$/);
+  assert.match(headers[3], /^\tfor <.*>; \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d \+0000$/);
+  return { headers, data: bytes.subarray(offset) };
+}
+
+/** Waits until `predicate()` holds, polling. */
+async function until(predicate: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await delay(10);
+  }
+}
+
+const bytes = (text: string, encoding: "latin1" | "utf8" = "latin1") => new Uint8Array(Buffer.from(text, encoding));
+
+// ---------------------------------------------------------------------------
+
+describe("parseCliArgs", () => {
+  it("no flags: the documented defaults", () => {
+    assert.deepEqual(parseCliArgs([]), {
+      action: "run",
+      config: {
+        hosts: "127.0.0.1",
+        ports: "2525",
+        maildir: "./mail",
+        maxSize: 26214400,
+        maxRecipients: 100,
+        crlfMode: "CRLF_ENSURE",
+        quiet: false,
+      },
+    });
+  });
+
+  it("every flag, in both --flag value and --flag=value forms", () => {
+    assert.deepEqual(
+      parseCliArgs([
+        "--hosts",
+        "127.0.0.1, ::1",
+        "--ports=0, 2526",
+        "--maildir",
+        "/tmp/x",
+        "--max-size=1000",
+        "--max-recipients",
+        "3",
+        "--crlf-mode",
+        "crlf_strict",
+        "-q",
+      ]),
+      {
+        action: "run",
+        config: {
+          hosts: "127.0.0.1, ::1",
+          ports: "0, 2526",
+          maildir: "/tmp/x",
+          maxSize: 1000,
+          maxRecipients: 3,
+          crlfMode: "CRLF_STRICT",
+          quiet: true,
+        },
+      },
+    );
+    assert.equal(parseCliArgs(["--max-size", "0"]).action, "run");
+    assert.equal(parseCliArgs(["--ports", "2525:2526"]).action, "run");
+  });
+
+  it("--help and --version (long and short)", () => {
+    assert.deepEqual(parseCliArgs(["--help"]), { action: "help" });
+    assert.deepEqual(parseCliArgs(["-h", "--ports", "0"]), { action: "help" });
+    assert.deepEqual(parseCliArgs(["--version"]), { action: "version" });
+    assert.deepEqual(parseCliArgs(["-V"]), { action: "version" });
+    for (
+      const flag of ["--hosts", "--ports", "--maildir", "--max-size", "--max-recipients", "--crlf-mode", "--quiet"]
+    ) {
+      assert.ok(USAGE.includes(flag), `usage mentions ${flag}`);
+    }
+  });
+
+  const invalid: Array<[string[], RegExp]> = [
+    [["--bogus"], /Unknown option '--bogus'/],
+    [["-x"], /Unknown option '-x'/],
+    [["extra"], /Unexpected argument 'extra'/],
+    [["--ports"], /argument missing/],
+    [["--quiet=yes"], /does not take an argument/],
+    [["--ports", "70000"], /Invalid port "70000"/],
+    [["--ports", "abc"], /Invalid port/],
+    [["--ports", "2525,2526"], /More port entries \(2\) than hosts \(1\)/],
+    [["--hosts", ""], /No hosts defined/],
+    [["--hosts", "a,,b"], /empty identifier/],
+    [["--maildir="], /--maildir must not be empty/],
+    [["--max-size", "-1"], /ambiguous|--max-size needs a whole number/],
+    [["--max-size=-1"], /--max-size needs a whole number, got "-1"/],
+    [["--max-size", "1e3"], /--max-size needs a whole number/],
+    [["--max-size", "10MB"], /--max-size needs a whole number/],
+    [["--max-size", ""], /--max-size needs a whole number/],
+    [["--max-recipients", "0"], /--max-recipients must be at least 1/],
+    [["--max-recipients", "1.5"], /--max-recipients needs a whole number/],
+    [["--crlf-mode", "LF"], /--crlf-mode must be one of CRLF_ENSURE, CRLF_LEAVE, CRLF_STRICT/],
+  ];
+  for (const [argv, message] of invalid) {
+    it(`rejects ${JSON.stringify(argv)}`, () => {
+      assert.throws(() => parseCliArgs(argv), (err: unknown) => {
+        assert.ok(err instanceof CliError, `a CliError, got ${String(err)}`);
+        assert.match(err.message, message);
+        return true;
+      });
+    });
+  }
+});
+
+for (const transport of TRANSPORTS) {
+  describe(`dev server (${transport.name} transport)`, () => {
+    it(
+      "prints where it listens and stores a nodemailer message in new/, acknowledged after storing",
+      TEST_OPTIONS,
+      async () => {
+        await withDevServer(transport, {}, async ({ port, dir, stdout }) => {
+          assert.match(
+            stdout.text,
+            new RegExp(
+              `^midi-smtp-server listening on 127\\.0\\.0\\.1:${port} \\(${transport.name} transport\\), storing mail in .*mail\\n`,
+            ),
+          );
+          const mailer = nodemailer.createTransport({
+            host: "127.0.0.1",
+            port,
+            secure: false,
+            ignoreTLS: true,
+            name: "nodemailer.test",
+          });
+          try {
+            const info = await mailer.sendMail({
+              from: "sender@example.com",
+              to: ["one@example.org", "two@example.org"],
+              subject: "dev server test",
+              text: "Hello\n.\nlone dot above\n",
+            });
+            assert.deepEqual(info.accepted, ["one@example.org", "two@example.org"]);
+            assert.match(info.response, /^250 /);
+          } finally {
+            mailer.close();
+          }
+          // The 250 came after deliver() resolved: the file is already in new/.
+          const stored = files(dir, "new");
+          assert.equal(stored.length, 1);
+          assert.deepEqual(files(dir, "tmp"), []);
+          assert.deepEqual(files(dir, "cur"), []);
+          const { headers, data } = splitStored(join(dir, "new", stored[0]));
+          assert.equal(headers[0], "Return-Path: <sender@example.com>");
+          assert.equal(headers[1], "Received: from nodemailer.test (127.0.0.1 [127.0.0.1])");
+          assert.match(headers[3], /^\tfor <one@example\.org>; /);
+          const message = Buffer.from(data).toString("latin1");
+          assert.match(message, /^Subject: dev server test\r\n/m);
+          assert.ok(message.includes("\r\nHello\r\n.\r\nlone dot above\r\n"), "lone dot kept, unstuffed");
+
+          const lines = stdout.messageLines();
+          assert.equal(lines.length, 1);
+          const [, , from, to, size, path] = LINE.exec(lines[0])!;
+          assert.equal(from, "<sender@example.com>");
+          assert.equal(to, "<one@example.org>,<two@example.org>");
+          assert.equal(Number(size), data.length);
+          assert.equal(path, join(dir, "new", stored[0]));
+        });
+      },
+    );
+
+    it(
+      "raw client: pipelined messages with 8-bit, NUL, dot-stuffed and SMTPUTF8 content are stored byte-exact",
+      TEST_OPTIONS,
+      async () => {
+        await withDevServer(transport, {}, async ({ port, dir, stdout }) => {
+          const client = await RawClient.connect(port);
+          try {
+            await client.expect(220);
+            const ehlo = await client.command("EHLO raw.client.example");
+            for (const ext of ["PIPELINING", "SIZE 26214400", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES"]) {
+              assert.ok(ehlo.lines.includes(ext), `EHLO advertises ${ext}: ${ehlo.raw}`);
+            }
+            const high = Buffer.from(Array.from({ length: 128 }, (_, i) => 128 + i)).toString("latin1");
+            const wire = "Subject: raw\r\n\r\n..\r\n...two dots\r\n" + high + "\r\n\x00nul\x01\r\n";
+            const expected = bytes("Subject: raw\r\n\r\n.\r\n..two dots\r\n" + high + "\r\n\x00nul\x01\r\n");
+            await client.send(
+              "MAIL FROM:<a@example.com> BODY=8BITMIME\r\nRCPT TO:<b@example.com>\r\nDATA\r\n" + wire + ".\r\n" +
+                "MAIL FROM:<>\r\nRCPT TO:<c@example.com>\r\nDATA\r\nSubject: second\r\n\r\nx\r\n.\r\n",
+            );
+            for (const code of [250, 250, 354, 250, 250, 250, 354, 250]) await client.expect(code);
+            // SMTPUTF8: addresses and HELO stay UTF-8 in the trace headers.
+            await client.send(
+              bytes(
+                "MAIL FROM:<j\u00fcrgen@b\u00fccher.example> SMTPUTF8\r\nRCPT TO:<\u00e9@x.example>\r\nDATA\r\n",
+                "utf8",
+              ),
+            );
+            for (const code of [250, 250, 354]) await client.expect(code);
+            await client.send(bytes("Subject: \u00fc\r\n\r\n\u00fc\r\n.\r\n", "utf8"));
+            await client.expect(250);
+            await client.command("QUIT");
+
+            const stored = files(dir, "new").map((name) => splitStored(join(dir, "new", name)));
+            assert.equal(stored.length, 3);
+            const byFrom = (from: string) => stored.find((s) => s.headers[0] === `Return-Path: ${from}`)!;
+            const first = byFrom("<a@example.com>");
+            assert.deepEqual(first.data, expected);
+            assert.equal(first.headers[1], "Received: from raw.client.example (127.0.0.1 [127.0.0.1])");
+            assert.deepEqual(byFrom("<>").data, bytes("Subject: second\r\n\r\nx\r\n"));
+            // Read back as latin1, so the UTF-8 shows as its bytes.
+            const utf8 = byFrom(Buffer.from("<j\u00fcrgen@b\u00fccher.example>", "utf8").toString("latin1"));
+            assert.deepEqual(utf8.data, bytes("Subject: \u00fc\r\n\r\n\u00fc\r\n", "utf8"));
+            assert.equal(stdout.messageLines().length, 3);
+            assert.ok(stdout.text.includes("<j\u00fcrgen@b\u00fccher.example> -> <\u00e9@x.example>"), stdout.text);
+          } finally {
+            client.close();
+          }
+        });
+      },
+    );
+
+    it(
+      "a write error answers 451 4.3.0, leaves tmp/ empty, and the next message after repair is stored",
+      TEST_OPTIONS,
+      async () => {
+        await withDevServer(transport, {}, async ({ port, dir, stdout, stderr }) => {
+          // Tests run as root, so permissions would not stop the write: put a file where new/ should be.
+          rmSync(join(dir, "new"), { recursive: true });
+          writeFileSync(join(dir, "new"), "in the way");
+          const client = await ehloClient(port);
+          try {
+            await client.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+            for (const code of [250, 250, 354]) await client.expect(code);
+            await client.send("Subject: lost\r\n\r\nbody\r\n.\r\n");
+            const reply = await client.expect(451);
+            assert.match(reply.raw, /^451 4\.3\.0 /);
+            assert.deepEqual(files(dir, "tmp"), []);
+            assert.match(stderr.text, /\[ERROR\] message [0-9A-F]{12} not stored: /);
+            assert.equal(stdout.messageLines().length, 0);
+            // The session goes on; once new/ is back, the retry is stored.
+            rmSync(join(dir, "new"));
+            mkdirSync(join(dir, "new"));
+            await client.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+            for (const code of [250, 250, 354]) await client.expect(code);
+            await client.send("Subject: retry\r\n\r\nbody\r\n.\r\n");
+            await client.expect(250);
+            const stored = files(dir, "new");
+            assert.equal(stored.length, 1);
+            assert.deepEqual(splitStored(join(dir, "new", stored[0])).data, bytes("Subject: retry\r\n\r\nbody\r\n"));
+            assert.deepEqual(files(dir, "tmp"), []);
+          } finally {
+            client.close();
+          }
+        });
+      },
+    );
+
+    it(
+      "--quiet prints no message lines; --max-size, --max-recipients and --crlf-mode reach the server",
+      TEST_OPTIONS,
+      async () => {
+        await withDevServer(
+          transport,
+          { quiet: true, maxSize: 2000, maxRecipients: 2, crlfMode: "CRLF_STRICT" },
+          async ({ port, dir, stdout }) => {
+            const client = await RawClient.connect(port);
+            try {
+              await client.expect(220);
+              const ehlo = await client.command("EHLO c.example");
+              assert.ok(ehlo.lines.includes("SIZE 2000"), ehlo.raw);
+              await client.send(
+                "MAIL FROM:<a@example.com>\r\nRCPT TO:<b@x.example>\r\nRCPT TO:<c@x.example>\r\nRCPT TO:<d@x.example>\r\n",
+              );
+              for (const code of [250, 250, 250]) await client.expect(code);
+              assert.match((await client.expect(452)).raw, /^452 4\.5\.3 /);
+              await client.send("DATA\r\n");
+              await client.expect(354);
+              await client.send("Subject: bare lf\nx\r\n.\r\n");
+              await client.expect(500);
+              await client.send("MAIL FROM:<a@example.com> SIZE=2001\r\n");
+              await client.expect(552);
+              await client.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@x.example>\r\nDATA\r\n");
+              for (const code of [250, 250, 354]) await client.expect(code);
+              await client.send("Subject: ok\r\n\r\nquiet\r\n.\r\n");
+              await client.expect(250);
+            } finally {
+              client.close();
+            }
+            assert.equal(files(dir, "new").length, 1);
+            assert.equal(stdout.messageLines().length, 0);
+            assert.match(stdout.text, /^midi-smtp-server listening on /);
+          },
+        );
+      },
+    );
+
+    it("serves many clients at once", TEST_OPTIONS, async () => {
+      await withDevServer(transport, { quiet: true }, async ({ port, dir }) => {
+        const send = async (i: number) => {
+          const client = await ehloClient(port);
+          try {
+            await client.send(
+              `MAIL FROM:<s${i}@example.com>\r\nRCPT TO:<r@example.com>\r\nDATA\r\nSubject: ${i}\r\n\r\n${i}\r\n.\r\n`,
+            );
+            for (const code of [250, 250, 354, 250]) await client.expect(code);
+          } finally {
+            client.close();
+          }
+        };
+        await Promise.all(Array.from({ length: 30 }, (_, i) => send(i)));
+        assert.equal(files(dir, "new").length, 30);
+        assert.deepEqual(files(dir, "tmp"), []);
+      });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------
+// The CLI as a child process of the runtime running this file.
+
+/** The command that runs `script` with this runtime. */
+function runtimeCommand(script: string, args: string[]): [string, string[]] {
+  switch (runtime) {
+    case "deno":
+      return [process.execPath, ["run", "-A", script, ...args]];
+    case "bun":
+      return [process.execPath, [script, ...args]];
+    default:
+      return [process.execPath, ["--import", "tsx", script, ...args]];
+  }
+}
+
+/** A spawned CLI with its output collected. */
+class Cli {
+  readonly child: ChildProcess;
+  stdout = "";
+  stderr = "";
+  readonly exited: Promise<{ code: number | null; signal: string | null }>;
+
+  constructor(args: string[], script = CLI) {
+    const [command, argv] = runtimeCommand(script, args);
+    this.child = spawn(command, argv, {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NO_COLOR: "1" },
+    });
+    this.child.stdout!.setEncoding("utf8").on("data", (d: string) => this.stdout += d);
+    this.child.stderr!.setEncoding("utf8").on("data", (d: string) => this.stderr += d);
+    this.exited = new Promise((resolve) => this.child.on("close", (code, signal) => resolve({ code, signal })));
+  }
+
+  /** Waits for the exit, failing after `ms`. */
+  exit(ms = 15_000): Promise<{ code: number | null; signal: string | null }> {
+    return withTimeout(
+      this.exited,
+      ms,
+      `CLI exit; stdout ${JSON.stringify(this.stdout)}, stderr ${JSON.stringify(this.stderr)}`,
+    );
+  }
+
+  /**
+   * Sends `signal`. Not child.kill(): Deno's node:child_process then reports
+   * the signal as the cause of exit even when the child exits 0 by itself.
+   */
+  signal(signal: "SIGTERM" | "SIGINT"): void {
+    process.kill(this.child.pid!, signal);
+  }
+
+  /** Makes sure the process is gone. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill("SIGKILL");
+      await withTimeout(this.exited, 5000, "SIGKILL").catch(() => {});
+    }
+  }
+}
+
+describe(`CLI as a ${runtime} child process`, () => {
+  it("--ports 0: listens, stores a message, prints its line, and exits 0 on SIGTERM", CHILD_TEST_OPTIONS, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "midi-cli-child-"));
+    const cli = new Cli(["--ports", "0", "--maildir", dir]);
+    try {
+      await until(() => /listening on/.test(cli.stdout) || cli.child.exitCode !== null, "the listening line", 20_000);
+      const m = /^midi-smtp-server listening on 127\.0\.0\.1:(\d+) \((\w+) transport\), storing mail in (.*)$/m.exec(
+        cli.stdout,
+      );
+      assert.ok(m, `listening line; stdout ${JSON.stringify(cli.stdout)}, stderr ${JSON.stringify(cli.stderr)}`);
+      assert.equal(m[2], runtime);
+      assert.equal(m[3], dir);
+      const client = await ehloClient(Number(m[1]));
+      try {
+        await client.send(
+          "MAIL FROM:<child@example.com>\r\nRCPT TO:<r@example.com>\r\nDATA\r\nSubject: child\r\n\r\nhi\r\n.\r\n",
+        );
+        for (const code of [250, 250, 354, 250]) await client.expect(code);
+        await client.command("QUIT");
+      } finally {
+        client.close();
+      }
+      await until(() => LINE.test(cli.stdout.split("\n")[1] ?? ""), "the message line");
+      const [name] = files(dir, "new");
+      assert.ok(name, "a file in new/");
+      assert.match(
+        cli.stdout.split("\n")[1],
+        new RegExp(` <child@example\\.com> -> <r@example\\.com> 22 bytes .*${name}$`),
+      );
+      assert.deepEqual(splitStored(join(dir, "new", name)).data, bytes("Subject: child\r\n\r\nhi\r\n"));
+      cli.signal("SIGTERM");
+      assert.deepEqual(await cli.exit(), { code: 0, signal: null }, `stderr ${JSON.stringify(cli.stderr)}`);
+      assert.match(cli.stderr, /SIGTERM received, stopping/);
+    } finally {
+      await cli.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("SIGINT stops it too, with exit 0", CHILD_TEST_OPTIONS, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "midi-cli-child-"));
+    const cli = new Cli(["--ports", "0", "--maildir", join(dir, "deep", "mail"), "--quiet"]);
+    try {
+      await until(() => /listening on/.test(cli.stdout) || cli.child.exitCode !== null, "the listening line", 20_000);
+      assert.deepEqual(files(join(dir, "deep", "mail"), "new"), [], "Maildir created");
+      cli.signal("SIGINT");
+      assert.deepEqual(await cli.exit(), { code: 0, signal: null }, `stderr ${JSON.stringify(cli.stderr)}`);
+    } finally {
+      await cli.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a bad flag prints an error and exits 2; --help and --version exit 0", CHILD_TEST_OPTIONS, async () => {
+    const bad = new Cli(["--max-size", "lots"]);
+    try {
+      assert.equal((await bad.exit()).code, 2);
+      assert.match(bad.stderr, /--max-size needs a whole number, got "lots"/);
+      assert.match(bad.stderr, /--help/);
+      assert.equal(bad.stdout, "");
+    } finally {
+      await bad.kill();
+    }
+    const help = new Cli(["--help"]);
+    try {
+      assert.equal((await help.exit()).code, 0);
+      assert.equal(help.stdout, USAGE);
+    } finally {
+      await help.kill();
+    }
+    const version = new Cli(["--version"]);
+    try {
+      assert.equal((await version.exit()).code, 0);
+      assert.equal(version.stdout, `midi-smtp-server ${VERSION}\n`);
+    } finally {
+      await version.kill();
+    }
+  });
+
+  it("a port in use: exit 1 with a clear message", CHILD_TEST_OPTIONS, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "midi-cli-child-"));
+    const first = new Cli(["--ports", "0", "--maildir", dir, "--quiet"]);
+    let second: Cli | undefined;
+    try {
+      await until(
+        () => /listening on/.test(first.stdout) || first.child.exitCode !== null,
+        "the listening line",
+        20_000,
+      );
+      const port = /127\.0\.0\.1:(\d+)/.exec(first.stdout)![1];
+      second = new Cli(["--ports", port, "--maildir", dir]);
+      assert.equal((await second.exit()).code, 1);
+      assert.match(second.stderr, /cannot start: /);
+    } finally {
+      await first.kill();
+      await second?.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // Deno runs a symlinked script under its own name (relative imports would
+  // not resolve); an npm bin symlink is only ever run by Node or Bun.
+  it("runs when started through a bin-style symlink", { ...CHILD_TEST_OPTIONS, skip: runtime === "deno" }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "midi-cli-bin-"));
+    const link = join(dir, "midi-smtp-server");
+    symlinkSync(CLI, link);
+    const cli = new Cli(["--version"], link);
+    try {
+      assert.deepEqual(await cli.exit(), { code: 0, signal: null });
+      assert.equal(cli.stdout, `midi-smtp-server ${VERSION}\n`);
+    } finally {
+      await cli.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
