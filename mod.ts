@@ -22,7 +22,7 @@
  * @module
  */
 export { MidiSmtpServer, type MidiSmtpServerOptions, type StopOptions } from "./src/server.ts";
-export type { CrlfMode, LogSeverity, ServerOptions } from "./src/options.ts";
+export type { CrlfMode, LogSeverity, ResolvedOptions, ServerOptions } from "./src/options.ts";
 export type { Awaitable, SmtpdHooks } from "./src/hooks.ts";
 export type { EnvelopeContext, EsmtpParamValue, MessageContext, ServerContext, SmtpdContext } from "./src/context.ts";
 export * from "./src/exceptions.ts";

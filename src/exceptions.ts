@@ -23,6 +23,7 @@ export class SmtpdException extends Error {
   readonly text: string;
 
   /**
+   * Creates a reply error.
    * @param code the reply code (200..599)
    * @param enhancedCode RFC 3463 code whose class matches `code`, or `""`
    * @param text the reply text (CR and LF are removed)
@@ -59,7 +60,12 @@ export class SmtpdException extends Error {
 
 /** `421 4.3.0 Service too busy or not available, closing transmission channel`; the connection closes. */
 export class Smtpd421Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(
     message?: string,
     text = "Service too busy or not available, closing transmission channel",
@@ -70,21 +76,36 @@ export class Smtpd421Exception extends SmtpdException {
 }
 /** `450 4.2.1 Requested mail action not taken: mailbox unavailable` */
 export class Smtpd450Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "Requested mail action not taken: mailbox unavailable", enhancedCode = "4.2.1") {
     super(450, enhancedCode, text, message);
   }
 }
 /** `451 4.3.0 Requested action aborted: local error in processing` */
 export class Smtpd451Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "Requested action aborted: local error in processing", enhancedCode = "4.3.0") {
     super(451, enhancedCode, text, message);
   }
 }
 /** `452 4.3.1 Requested action not taken: insufficient system storage` */
 export class Smtpd452Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(
     message?: string,
     text = "Requested action not taken: insufficient system storage",
@@ -95,7 +116,12 @@ export class Smtpd452Exception extends SmtpdException {
 }
 /** `500 5.5.2 Syntax error, command unrecognised or error in parameters or arguments` */
 export class Smtpd500Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(
     message?: string,
     text = "Syntax error, command unrecognised or error in parameters or arguments",
@@ -106,49 +132,84 @@ export class Smtpd500Exception extends SmtpdException {
 }
 /** `501 5.5.4 Syntax error in parameters or arguments` */
 export class Smtpd501Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "Syntax error in parameters or arguments", enhancedCode = "5.5.4") {
     super(501, enhancedCode, text, message);
   }
 }
 /** `502 5.5.1 Command not implemented` */
 export class Smtpd502Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "Command not implemented", enhancedCode = "5.5.1") {
     super(502, enhancedCode, text, message);
   }
 }
 /** `503 5.5.1 Bad sequence of commands` */
 export class Smtpd503Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "Bad sequence of commands", enhancedCode = "5.5.1") {
     super(503, enhancedCode, text, message);
   }
 }
 /** `504 5.5.4 Command parameter not implemented` */
 export class Smtpd504Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "Command parameter not implemented", enhancedCode = "5.5.4") {
     super(504, enhancedCode, text, message);
   }
 }
 /** `521 5.3.2 Service does not accept mail` */
 export class Smtpd521Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "Service does not accept mail", enhancedCode = "5.3.2") {
     super(521, enhancedCode, text, message);
   }
 }
 /** `550 5.1.1 Requested action not taken: mailbox unavailable` */
 export class Smtpd550Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "Requested action not taken: mailbox unavailable", enhancedCode = "5.1.1") {
     super(550, enhancedCode, text, message);
   }
 }
 /** `552 5.3.4 Requested mail action aborted: exceeded storage allocation` */
 export class Smtpd552Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(
     message?: string,
     text = "Requested mail action aborted: exceeded storage allocation",
@@ -159,56 +220,96 @@ export class Smtpd552Exception extends SmtpdException {
 }
 /** `553 5.1.3 Requested action not taken: mailbox name not allowed` */
 export class Smtpd553Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "Requested action not taken: mailbox name not allowed", enhancedCode = "5.1.3") {
     super(553, enhancedCode, text, message);
   }
 }
 /** `554 5.0.0 Transaction failed` */
 export class Smtpd554Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "Transaction failed", enhancedCode = "5.0.0") {
     super(554, enhancedCode, text, message);
   }
 }
 /** `432 4.7.12 Password transition is needed` (RFC 4954) */
 export class Smtpd432Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "Password transition is needed", enhancedCode = "4.7.12") {
     super(432, enhancedCode, text, message);
   }
 }
 /** `454 4.7.0 Temporary authentication failure` (RFC 4954) */
 export class Smtpd454Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "Temporary authentication failure", enhancedCode = "4.7.0") {
     super(454, enhancedCode, text, message);
   }
 }
 /** `530 5.7.0 Authentication required` (RFC 4954) */
 export class Smtpd530Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "Authentication required", enhancedCode = "5.7.0") {
     super(530, enhancedCode, text, message);
   }
 }
 /** `534 5.7.9 Authentication mechanism is too weak` (RFC 4954) */
 export class Smtpd534Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "Authentication mechanism is too weak", enhancedCode = "5.7.9") {
     super(534, enhancedCode, text, message);
   }
 }
 /** `535 5.7.8 Authentication credentials invalid` (RFC 4954) */
 export class Smtpd535Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "Authentication credentials invalid", enhancedCode = "5.7.8") {
     super(535, enhancedCode, text, message);
   }
 }
 /** `538 5.7.11 Encryption required for requested authentication mechanism` (RFC 4954) */
 export class Smtpd538Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(
     message?: string,
     text = "Encryption required for requested authentication mechanism",
@@ -219,28 +320,48 @@ export class Smtpd538Exception extends SmtpdException {
 }
 /** `454 4.7.0 TLS not available` (RFC 3207) */
 export class Tls454Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "TLS not available", enhancedCode = "4.7.0") {
     super(454, enhancedCode, text, message);
   }
 }
 /** `530 5.7.0 Must issue a STARTTLS command first` (RFC 3207) */
 export class Tls530Exception extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "Must issue a STARTTLS command first", enhancedCode = "5.7.0") {
     super(530, enhancedCode, text, message);
   }
 }
 /** `500 5.5.0 Bad input, PIPELINING is not allowed` */
 export class Smtpd500PipeliningException extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "Bad input, PIPELINING is not allowed", enhancedCode = "5.5.0") {
     super(500, enhancedCode, text, message);
   }
 }
 /** `500 5.5.2 Bad input, Lines must be terminated by CRLF sequence` */
 export class Smtpd500CrLfSequenceException extends SmtpdException {
-  /** @param message log message; @param text reply text */
+  /**
+   * Creates the reply error.
+   * @param message what goes to the log (default: the reply)
+   * @param text reply text instead of the default
+   * @param enhancedCode enhanced status code instead of the default
+   */
   constructor(message?: string, text = "Bad input, Lines must be terminated by CRLF sequence", enhancedCode = "5.5.2") {
     super(500, enhancedCode, text, message);
   }

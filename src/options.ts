@@ -55,29 +55,47 @@ export interface ServerOptions {
   transport?: Transport;
 }
 
-/** Options after defaults, as the server uses them. */
+/** Options after defaults, as the server uses them (`server.options`). */
 export interface ResolvedOptions {
   /** Port lists per host entry. */
   readonly ports: readonly (readonly number[])[];
   /** Host entries as given (names, IPs or `*`). */
   readonly hosts: readonly string[];
+  /** See {@link ServerOptions.maxProcessings}. */
   readonly maxProcessings: number;
+  /** See {@link ServerOptions.maxConnections}. */
   readonly maxConnections: number | null;
+  /** See {@link ServerOptions.crlfMode}. */
   readonly crlfMode: CrlfMode;
+  /** See {@link ServerOptions.doDnsReverseLookup}. */
   readonly doDnsReverseLookup: boolean;
+  /** See {@link ServerOptions.ioGreetingTimeout}. */
   readonly ioGreetingTimeout: number | null;
+  /** See {@link ServerOptions.ioCmdTimeout}. */
   readonly ioCmdTimeout: number | null;
+  /** See {@link ServerOptions.ioDataTimeout}. */
   readonly ioDataTimeout: number | null;
+  /** See {@link ServerOptions.ioBufferMaxSize}. */
   readonly ioBufferMaxSize: number | null;
+  /** See {@link ServerOptions.maxCommandLineLength}. */
   readonly maxCommandLineLength: number;
+  /** See {@link ServerOptions.maxDataLineLength}. */
   readonly maxDataLineLength: number;
+  /** See {@link ServerOptions.maxMessageSize}. */
   readonly maxMessageSize: number;
+  /** See {@link ServerOptions.maxRecipients}. */
   readonly maxRecipients: number;
+  /** See {@link ServerOptions.maxBadCommands}. */
   readonly maxBadCommands: number;
+  /** See {@link ServerOptions.pipeliningExtension}. */
   readonly pipeliningExtension: boolean;
+  /** See {@link ServerOptions.internationalizationExtensions}. */
   readonly internationalizationExtensions: boolean;
+  /** See {@link ServerOptions.enhancedStatusCodesExtension}. */
   readonly enhancedStatusCodesExtension: boolean;
+  /** See {@link ServerOptions.loggerSeverity}. */
   readonly loggerSeverity: LogSeverity;
+  /** The transport given, or `undefined` for the runtime's own. */
   readonly transport: Transport | undefined;
 }
 

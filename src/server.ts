@@ -67,11 +67,11 @@ const encoder = new TextEncoder();
  * console.log("listening on", server.addresses);
  * ```
  */
-export class MidiSmtpServer implements SmtpdHooks, SessionHost {
+export class MidiSmtpServer implements SmtpdHooks {
   /** The options in force, defaults applied. */
   readonly options: ResolvedOptions;
-  /** Always `this`: the server is its own hook set (subclass methods or functions from the options). */
-  readonly hooks: SmtpdHooks = this;
+  /** What sessions see of this server: options, hooks, logging, names. */
+  #sessionHost: SessionHost;
   #transport: Transport | undefined;
   #listeners: Listener[] = [];
   #addresses: string[] | undefined;
@@ -100,11 +100,15 @@ export class MidiSmtpServer implements SmtpdHooks, SessionHost {
       (this as any)[name] = hook;
     }
     this.#joined = new Promise((resolve) => this.#resolveJoined = resolve);
-  }
-
-  /** Whether `onMessageDataReceivingEvent` is the application's (only then is it called). */
-  get receivingHookActive(): boolean {
-    return this.onMessageDataReceivingEvent !== MidiSmtpServer.prototype.onMessageDataReceivingEvent;
+    this.#sessionHost = {
+      options: this.options,
+      hooks: this,
+      // Only an application's own receiving hook is called: the default would cost a call per chunk.
+      receivingHookActive: this.onMessageDataReceivingEvent !== MidiSmtpServer.prototype.onMessageDataReceivingEvent,
+      logs: (severity) => this.logs(severity),
+      log: (ctx, severity, msg, err) => this.log(ctx, severity, msg, err),
+      hostName: (ip) => this.options.doDnsReverseLookup ? reverseLookup(ip) : Promise.resolve(ip),
+    };
   }
 
   /** The ports per host entry, as configured. */
@@ -244,7 +248,7 @@ export class MidiSmtpServer implements SmtpdHooks, SessionHost {
       this.#refuse(conn);
       return;
     }
-    const session = new Session(this, conn);
+    const session = new Session(this.#sessionHost, conn);
     this.#sessions.add(session);
     if (this.#shuttingDown) session.shutdown();
     try {
@@ -285,7 +289,7 @@ export class MidiSmtpServer implements SmtpdHooks, SessionHost {
     this.#notifyIdle = undefined;
   }
 
-  // ---- SessionHost -------------------------------------------------------------------------
+  // ---- logging -----------------------------------------------------------------------------
 
   /** Whether a log line of `severity` reaches `onLoggingEvent`. */
   logs(severity: LogSeverity): boolean {
@@ -300,11 +304,6 @@ export class MidiSmtpServer implements SmtpdHooks, SessionHost {
     } catch {
       // a logger must never break a session
     }
-  }
-
-  /** Reverse DNS when `doDnsReverseLookup` is on. */
-  hostName(ip: string): Promise<string> {
-    return this.options.doDnsReverseLookup ? reverseLookup(ip) : Promise.resolve(ip);
   }
 
   // ---- default hooks -----------------------------------------------------------------------
