@@ -12,8 +12,8 @@ import * as tls from "node:tls";
 import type { Duplex } from "node:stream";
 import type {
   Connection,
-  ListenOptions,
   Listener,
+  ListenOptions,
   SocketAddress,
   TlsInfo,
   TlsServerOptions,
@@ -27,7 +27,11 @@ const MERGE_LIMIT = 64 * 1024;
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** Builds an address from node's `address`/`port`/`family` triple. */
-export function nodeAddress(address: string | undefined, port: number | undefined, family?: string | number): SocketAddress {
+export function nodeAddress(
+  address: string | undefined,
+  port: number | undefined,
+  family?: string | number,
+): SocketAddress {
   const hostname = (address ?? "").replace(/^\[|\]$/g, "");
   const isV6 = family === "IPv6" || family === 6 || hostname.includes(":");
   return { hostname, port: port ?? 0, family: isV6 ? "IPv6" : "IPv4" };
@@ -89,7 +93,10 @@ export function upgradeDuplexToTls(
     SNICallback: sniCallback(options),
   });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error("TLS handshake timed out")), options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => fail(new Error("TLS handshake timed out")),
+      options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    );
     const fail = (err: Error) => {
       clearTimeout(timer);
       secureSocket.destroy();
@@ -122,6 +129,10 @@ export class NodeSocketConnection implements Connection {
   #queue: Uint8Array[] = [];
   #queuedBytes = 0;
   #ended = false;
+  /** The client sent FIN: reads give null, writing stays possible (half-close). */
+  #inputEnded = false;
+  /** startTls() gave the socket to TLS: this object must not touch it any more. */
+  #handedOver = false;
   #waiter: ((chunk: Uint8Array | null) => void) | undefined;
   #onData = (chunk: Uint8Array) => {
     const waiter = this.#waiter;
@@ -143,7 +154,12 @@ export class NodeSocketConnection implements Connection {
     this.tls = tlsInfo;
     socket.setNoDelay(true);
     socket.on("data", this.#onData);
-    socket.on("end", () => this.#finish());
+    socket.on("end", () => {
+      this.#inputEnded = true;
+      const waiter = this.#waiter;
+      this.#waiter = undefined;
+      waiter?.(null);
+    });
     socket.on("close", () => this.#finish());
     // An error (ECONNRESET, EPIPE) ends the connection like an EOF; the
     // listener also keeps the process from crashing on an unhandled 'error'.
@@ -171,7 +187,7 @@ export class NodeSocketConnection implements Connection {
       if (this.#socket.isPaused() && this.#queuedBytes <= QUEUE_HIGH_WATER / 2) this.#socket.resume();
       return Promise.resolve(chunk);
     }
-    if (this.#ended) return Promise.resolve(null);
+    if (this.#ended || this.#inputEnded) return Promise.resolve(null);
     if (this.#socket.isPaused()) this.#socket.resume();
     return new Promise((resolve) => {
       this.#waiter = resolve;
@@ -195,7 +211,8 @@ export class NodeSocketConnection implements Connection {
   }
 
   close(): void {
-    this.#socket.destroy();
+    // After startTls() the socket is under a TLSSocket: destroying it from here crashes Node 20 (SIGSEGV).
+    if (!this.#handedOver) this.#socket.destroy();
     this.#finish();
   }
 
@@ -218,6 +235,8 @@ export class NodeSocketConnection implements Connection {
     socket.removeAllListeners("close");
     socket.removeAllListeners("error");
     socket.on("error", () => {});
+    this.#handedOver = true;
+    this.#finish();
     return upgradeDuplexToTls(socket, options, { local: this.localAddress, remote: this.remoteAddress });
   }
 }
@@ -236,7 +255,9 @@ export function concatChunks(chunks: readonly Uint8Array[], total: number): Uint
 class NodeListener implements Listener {
   constructor(readonly address: SocketAddress, private readonly server: net.Server) {}
   close(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    // close() stops listening at once; its callback would wait until every accepted connection has ended.
+    this.server.close();
+    return Promise.resolve();
   }
 }
 
@@ -253,8 +274,12 @@ export const nodeTransport: Transport = {
         ciphers: tlsOptions.ciphers,
         SNICallback: sniCallback(tlsOptions),
         handshakeTimeout: tlsOptions.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        allowHalfOpen: true, // the client's FIN must not end our side: SMTP may still reply
       }, (socket) => onConnection(new NodeSocketConnection(socket, undefined, undefined, tlsInfoOf(socket))))
-      : net.createServer({ pauseOnConnect: false }, (socket) => onConnection(new NodeSocketConnection(socket)));
+      : net.createServer(
+        { pauseOnConnect: false, allowHalfOpen: true },
+        (socket) => onConnection(new NodeSocketConnection(socket)),
+      );
     // A failed or stalled handshake only concerns that one client.
     if (tlsOptions) server.on("tlsClientError", (_err: Error, socket: net.Socket) => socket.destroy());
     return new Promise((resolve, reject) => {

@@ -1,0 +1,480 @@
+/**
+ * The Bun transport: `Bun.listen` with its open/data/drain/end/close/error
+ * handlers, turned into pull-based reads by a small queue that pauses the
+ * socket when it fills up.
+ *
+ * TLS (STARTTLS and implicit TLS) runs through `node:tls` over a `Duplex`
+ * that wraps the plain connection, not through Bun's own TLS: `upgradeTLS`
+ * and `Bun.listen({ tls })` take no SNI list, keep feeding the raw ciphertext
+ * to the original handlers, and fire `open` before the handshake (writes there
+ * are dropped). The node:tls path has none of these traps, takes the ciphers
+ * and minimum version, and is the same code as on Deno; it costs roughly 10%
+ * of TLS throughput. Implicit TLS is "accept plain, then the same handshake as
+ * STARTTLS" before the callback sees the connection.
+ *
+ * Bun 1.4's node:tls ignores `SNICallback` on a wrapped stream (it only runs
+ * for its own listeners), so with `options.sni` the ClientHello is read here
+ * first, the certificate picked by its server name, and the bytes replayed
+ * into the TLS layer. Reads are pull-based, so that is cheap and exact.
+ *
+ * `Bun` is reached through `globalThis` with small local interfaces, so this
+ * file also compiles where no Bun types exist.
+ *
+ * @module
+ */
+import { Duplex } from "node:stream";
+import { concatChunks, nodeAddress, upgradeDuplexToTls } from "./node.ts";
+import type { Connection, Listener, ListenOptions, SocketAddress, TlsServerOptions, Transport } from "./types.ts";
+
+/** The parts of Bun's `Socket` used here. */
+interface BunSocket {
+  data: BunConnection | undefined;
+  readonly remoteAddress: string;
+  readonly remotePort?: number;
+  readonly remoteFamily?: string;
+  readonly localAddress?: string;
+  readonly localPort?: number;
+  readonly localFamily?: string;
+  /** Returns the bytes written (maybe fewer), or -1 once closed. Bug: always pass the length. */
+  write(data: Uint8Array, byteOffset: number, byteLength: number): number;
+  /** Without an argument: sends FIN, keeps reading. */
+  shutdown(): void;
+  end(): void;
+  pause(): void;
+  resume(): void;
+  setNoDelay?(noDelay?: boolean): boolean;
+}
+
+/** The handlers `Bun.listen` calls. */
+interface BunSocketHandlers {
+  open(socket: BunSocket): void;
+  data(socket: BunSocket, data: Uint8Array): void;
+  drain(socket: BunSocket): void;
+  end(socket: BunSocket): void;
+  close(socket: BunSocket, error?: Error): void;
+  error(socket: BunSocket, error: Error): void;
+}
+
+/** The parts of Bun's `TCPSocketListener` used here. */
+interface BunListener {
+  readonly hostname?: string;
+  readonly port: number;
+  stop(closeActiveConnections?: boolean): void;
+}
+
+/** The parts of the `Bun` global used here. */
+interface BunNamespace {
+  listen(options: {
+    hostname: string;
+    port: number;
+    allowHalfOpen: boolean;
+    socket: BunSocketHandlers;
+  }): BunListener;
+}
+
+/** Above this many queued, unread bytes the socket is paused (TCP backpressure). */
+const QUEUE_HIGH_WATER = 256 * 1024;
+/** Small queued chunks are merged into one read up to this size (fewer wake-ups when pipelined). */
+const MERGE_LIMIT = 64 * 1024;
+/** Longest ClientHello read while looking for the SNI name (real ones are well under 2 KiB). */
+const CLIENT_HELLO_LIMIT = 64 * 1024;
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+const EMPTY = new Uint8Array(0);
+
+function bunNamespace(): BunNamespace {
+  const bun = (globalThis as { Bun?: BunNamespace }).Bun;
+  if (!bun) throw new Error("the Bun transport needs the Bun runtime");
+  return bun;
+}
+
+interface PendingWrite {
+  readonly data: Uint8Array;
+  offset: number;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+/**
+ * Adapts a plain `Bun.listen` socket to {@link Connection}.
+ *
+ * Incoming chunks (fresh buffers from Bun, never reused) go to a queue that
+ * pauses the socket above {@link QUEUE_HIGH_WATER}. Writes go through a queue
+ * too: Bun's `write()` takes what the kernel accepts and the rest is written
+ * on `drain`.
+ */
+export class BunConnection implements Connection {
+  /** The local end, with the real port. */
+  readonly localAddress: SocketAddress;
+  /** The client's end. */
+  readonly remoteAddress: SocketAddress;
+  /** Always `undefined`: TLS connections are node:tls sockets (see {@link BunConnection.startTls}). */
+  readonly tls: undefined = undefined;
+  #socket: BunSocket;
+  #queue: Uint8Array[] = [];
+  #queuedBytes = 0;
+  #paused = false;
+  /** The client sent FIN, or the socket is gone. */
+  #eof = false;
+  /** The socket is gone, was closed locally, or was handed over to TLS. */
+  #closed = false;
+  #writeClosed = false;
+  #waiter: ((chunk: Uint8Array | null) => void) | undefined;
+  #writes: PendingWrite[] = [];
+  #allWritten: Array<() => void> = [];
+
+  /** Wraps `socket` and registers as its `data`; `listenHostname` stands in if Bun reports no local address. */
+  constructor(socket: BunSocket, listenHostname: string) {
+    this.#socket = socket;
+    socket.data = this;
+    this.localAddress = nodeAddress(socket.localAddress || listenHostname, socket.localPort, socket.localFamily);
+    this.remoteAddress = nodeAddress(socket.remoteAddress, socket.remotePort, socket.remoteFamily);
+    try {
+      socket.setNoDelay?.(true); // SMTP replies are small and latency-bound
+    } catch { /* not fatal */ }
+  }
+
+  /** Bun `data` handler. */
+  onData(chunk: Uint8Array): void {
+    if (this.#closed) return;
+    const waiter = this.#waiter;
+    if (waiter) {
+      this.#waiter = undefined;
+      waiter(chunk);
+      return;
+    }
+    this.#queue.push(chunk);
+    this.#queuedBytes += chunk.length;
+    if (!this.#paused && this.#queuedBytes > QUEUE_HIGH_WATER) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+  }
+
+  /** Bun `end` handler: the client sent FIN; queued data stays readable, writing stays possible. */
+  onEnd(): void {
+    this.#eof = true;
+    this.#resolveWaiter();
+  }
+
+  /** Bun `close`/`error` handler: the socket is gone (also how a peer FIN shows after our own FIN). */
+  onClose(): void {
+    this.#eof = true;
+    this.#closed = true;
+    this.#resolveWaiter();
+    this.#failWrites();
+  }
+
+  /** Bun `drain` handler: the kernel takes more data. */
+  onDrain(): void {
+    this.#flush();
+  }
+
+  read(): Promise<Uint8Array | null> {
+    if (this.#waiter) return Promise.reject(new Error("a read() is already pending"));
+    const queue = this.#queue;
+    if (queue.length > 0) {
+      let chunk: Uint8Array;
+      if (queue.length > 1 && this.#queuedBytes <= MERGE_LIMIT) {
+        chunk = concatChunks(queue, this.#queuedBytes);
+        queue.length = 0;
+      } else {
+        chunk = queue.shift()!;
+      }
+      this.#queuedBytes -= chunk.length;
+      if (this.#paused && this.#queuedBytes <= QUEUE_HIGH_WATER / 2) this.#resume();
+      return Promise.resolve(chunk);
+    }
+    if (this.#eof || this.#closed) return Promise.resolve(null);
+    if (this.#paused) this.#resume();
+    return new Promise((resolve) => {
+      this.#waiter = resolve;
+    });
+  }
+
+  write(data: Uint8Array): Promise<void> {
+    if (this.#closed || this.#writeClosed) return Promise.reject(new Error("connection closed"));
+    return new Promise((resolve, reject) => {
+      this.#writes.push({ data, offset: 0, resolve, reject });
+      if (this.#writes.length === 1) this.#flush();
+    });
+  }
+
+  closeWrite(): Promise<void> {
+    if (this.#closed || this.#writeClosed) return Promise.resolve();
+    this.#writeClosed = true; // later writes reject; queued ones still go out before the FIN
+    return new Promise((resolve) => {
+      this.#allWritten.push(() => {
+        if (!this.#closed) this.#socket.shutdown();
+        resolve();
+      });
+      if (this.#writes.length === 0) this.#flush();
+    });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.onClose();
+    // end() closes the socket at once (its `close` handler fires synchronously) but, unlike
+    // terminate(), without a reset: bytes already in the kernel still reach the client.
+    this.#socket.end();
+  }
+
+  async startTls(options: TlsServerOptions, reply: Uint8Array): Promise<Connection> {
+    if (this.#waiter) throw new Error("startTls() called with a read() pending");
+    if (this.#closed) throw new Error("connection closed");
+    // Queued bytes arrived before the 220 went out: plaintext the client sent
+    // without waiting, never to be run (RFC 3207, CVE-2011-0411).
+    this.#dropQueue();
+    try {
+      await this.write(reply);
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+    // The socket moves to a fresh connection object with an empty queue (what
+    // came in while the 220 was being written is dropped with this one), which
+    // node:tls reads through a Duplex. This object becomes inert.
+    const raw = new BunConnection(this.#socket, this.localAddress.hostname);
+    this.#closed = true;
+    this.#dropQueue();
+    if (this.#paused) raw.#paused = true;
+    let tlsOptions = options;
+    let replay: Uint8Array | undefined;
+    if (options.sni) {
+      const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+      const started = Date.now();
+      let serverName: string;
+      try {
+        [replay, serverName] = await readClientHello(raw, timeoutMs);
+        const picked = options.sni(serverName);
+        tlsOptions = {
+          ...options,
+          ...(picked && { cert: picked.cert, key: picked.key }),
+          sni: undefined,
+          handshakeTimeoutMs: Math.max(1, timeoutMs - (Date.now() - started)),
+        };
+      } catch (err) {
+        raw.close();
+        throw err;
+      }
+    }
+    return upgradeDuplexToTls(new ConnectionDuplex(raw, replay), tlsOptions, {
+      local: this.localAddress,
+      remote: this.remoteAddress,
+    });
+  }
+
+  #dropQueue(): void {
+    this.#queue.length = 0;
+    this.#queuedBytes = 0;
+  }
+
+  #resume(): void {
+    this.#paused = false;
+    this.#socket.resume();
+  }
+
+  #resolveWaiter(): void {
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    waiter?.(null);
+  }
+
+  #flush(): void {
+    const writes = this.#writes;
+    while (writes.length > 0) {
+      const w = writes[0];
+      const left = w.data.length - w.offset;
+      if (left > 0) {
+        const n = this.#socket.write(w.data, w.offset, left);
+        if (n < 0) return this.onClose();
+        w.offset += n;
+        if (n < left) return; // the kernel is full: `drain` continues
+      }
+      writes.shift();
+      w.resolve();
+    }
+    for (const done of this.#allWritten.splice(0)) done();
+  }
+
+  #failWrites(): void {
+    const err = new Error("connection closed");
+    for (const w of this.#writes.splice(0)) w.reject(err);
+    for (const done of this.#allWritten.splice(0)) done();
+  }
+}
+
+/**
+ * Reads until `conn` holds a whole ClientHello; returns its bytes (to replay)
+ * and its SNI name (`""` if none). Fails on EOF or after `timeoutMs`.
+ */
+async function readClientHello(conn: BunConnection, timeoutMs: number): Promise<[Uint8Array, string]> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timedOut = false;
+  const timeout = new Promise<null>((resolve) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      resolve(null);
+    }, timeoutMs);
+  });
+  try {
+    let data: Uint8Array = EMPTY;
+    for (;;) {
+      const chunk = await Promise.race([conn.read(), timeout]);
+      if (chunk === null) {
+        throw new Error(timedOut ? "TLS handshake timed out" : "connection closed during the TLS handshake");
+      }
+      data = data.length === 0 ? chunk : concatChunks([data, chunk], data.length + chunk.length);
+      const name = clientHelloServerName(data);
+      if (name !== undefined) return [data, name];
+      if (data.length > CLIENT_HELLO_LIMIT) return [data, ""]; // not a sane ClientHello: let TLS fail it
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The SNI host name in the TLS ClientHello at the start of `data`:
+ * `undefined` while more bytes are needed, `""` when there is none (or the
+ * bytes are not a ClientHello, which the TLS layer will then reject).
+ */
+export function clientHelloServerName(data: Uint8Array): string | undefined {
+  // The handshake message may span several records (content type 22): join their payloads.
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  let need = -1;
+  let offset = 0;
+  while (need < 0 || size < need) {
+    if (data.length < offset + 5) return undefined;
+    if (data[offset] !== 22) return "";
+    const length = (data[offset + 3] << 8) | data[offset + 4];
+    if (data.length < offset + 5 + length) return undefined;
+    parts.push(data.subarray(offset + 5, offset + 5 + length));
+    size += length;
+    offset += 5 + length;
+    if (need < 0 && size >= 4) {
+      const head = concatChunks(parts, size);
+      if (head[0] !== 1) return ""; // not a ClientHello
+      need = 4 + ((head[1] << 16) | (head[2] << 8) | head[3]);
+    }
+  }
+  const hello = concatChunks(parts, size).subarray(4, need);
+  // client_version (2), random (32), then session_id, cipher_suites and
+  // compression_methods, each behind a 1- or 2-byte length, then extensions.
+  let p = 34;
+  const skip = (lengthBytes: 1 | 2): boolean => {
+    if (p + lengthBytes > hello.length) return false;
+    p += lengthBytes + (lengthBytes === 1 ? hello[p] : (hello[p] << 8) | hello[p + 1]);
+    return p <= hello.length;
+  };
+  if (!skip(1) || !skip(2) || !skip(1) || p + 2 > hello.length) return "";
+  const end = Math.min(hello.length, p + 2 + ((hello[p] << 8) | hello[p + 1]));
+  p += 2;
+  while (p + 4 <= end) {
+    const type = (hello[p] << 8) | hello[p + 1];
+    const length = (hello[p + 2] << 8) | hello[p + 3];
+    p += 4;
+    if (type === 0) {
+      // server_name: list length (2), name_type (1; 0 = host_name), name length (2), name
+      const nameLength = (hello[p + 3] << 8) | hello[p + 4];
+      if (length < 5 || hello[p + 2] !== 0 || 5 + nameLength > length || p + length > end) return "";
+      return new TextDecoder().decode(hello.subarray(p + 5, p + 5 + nameLength));
+    }
+    p += length;
+  }
+  return "";
+}
+
+/** A {@link BunConnection} as a node `Duplex`, pulled by `node:tls` one read at a time. */
+class ConnectionDuplex extends Duplex {
+  #conn: BunConnection;
+  #replay: Uint8Array | undefined;
+
+  /** `replay`: bytes already read from `conn` (the ClientHello) that the TLS layer gets first. */
+  constructor(conn: BunConnection, replay?: Uint8Array) {
+    super({ allowHalfOpen: true });
+    this.#conn = conn;
+    this.#replay = replay;
+  }
+
+  override _read(): void {
+    const replay = this.#replay;
+    if (replay) {
+      this.#replay = undefined;
+      this.push(replay);
+      return;
+    }
+    this.#conn.read().then((chunk) => {
+      if (!this.destroyed) this.push(chunk);
+    }, (err) => this.destroy(err));
+  }
+
+  override _write(chunk: Uint8Array, _encoding: string, callback: (err?: Error | null) => void): void {
+    this.#conn.write(chunk).then(() => callback(), callback);
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    this.#conn.closeWrite().then(() => callback());
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.#conn.close();
+    callback(err);
+  }
+}
+
+class BunTcpListener implements Listener {
+  constructor(readonly address: SocketAddress, private readonly listener: BunListener) {}
+  close(): Promise<void> {
+    this.listener.stop(false); // accepted connections stay open
+    return Promise.resolve();
+  }
+}
+
+/** The Bun transport (`Bun.listen`). Only usable when running on Bun. */
+export const bunTransport: Transport = {
+  name: "bun",
+  listen(options: ListenOptions, onConnection: (conn: Connection) => void): Promise<Listener> {
+    const tlsOptions = options.tls;
+    const deliver = (conn: Connection) => {
+      try {
+        onConnection(conn);
+      } catch (err) {
+        // Keep serving; report the bug in the callback the way node:net would.
+        conn.close();
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    };
+    let listener: BunListener;
+    try {
+      listener = bunNamespace().listen({
+        hostname: options.hostname,
+        port: options.port,
+        // Without it Bun closes the socket on the client's FIN, and half-close breaks.
+        allowHalfOpen: true,
+        socket: {
+          open(socket) {
+            const conn = new BunConnection(socket, options.hostname);
+            if (!tlsOptions) return deliver(conn);
+            // Implicit TLS: the callback only sees the connection once the
+            // handshake is done; a failed one has already closed this socket.
+            conn.startTls(tlsOptions, EMPTY).then(deliver, () => {});
+          },
+          data: (socket, data) => socket.data?.onData(data),
+          drain: (socket) => socket.data?.onDrain(),
+          end: (socket) => socket.data?.onEnd(),
+          close: (socket) => socket.data?.onClose(),
+          // ECONNRESET and friends end the connection like an EOF.
+          error: (socket) => socket.data?.onClose(),
+        },
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const address = nodeAddress(listener.hostname ?? options.hostname, listener.port);
+    return Promise.resolve(new BunTcpListener(address, listener));
+  },
+};

@@ -1,0 +1,285 @@
+/**
+ * The Deno transport: `Deno.listen` with `conn.read()` / `conn.write()`.
+ *
+ * The web-streams API (`conn.readable`) is avoided on purpose: it is about 30%
+ * slower, and its EOF closes the whole connection, which breaks half-close.
+ *
+ * TLS (STARTTLS and implicit TLS) runs through `node:tls` over a small
+ * `Duplex` that wraps the `Deno.Conn`: Deno has no server-side `startTls`, and
+ * `Deno.listenTls` has no SNI, cipher or minimum-version options. Doing
+ * implicit TLS as "accept plain, then the same handshake as STARTTLS" gives
+ * one code path with the same options, SNI and handshake timeout everywhere,
+ * and a failed or stalled handshake only closes that one connection.
+ *
+ * `Deno` is reached through `globalThis` with small local interfaces, so this
+ * file also compiles with tsc, where no `Deno` types exist.
+ *
+ * @module
+ */
+import { Duplex } from "node:stream";
+import { nodeAddress, upgradeDuplexToTls } from "./node.ts";
+import type { Connection, Listener, ListenOptions, SocketAddress, TlsServerOptions, Transport } from "./types.ts";
+
+/** The parts of `Deno.NetAddr` used here. */
+interface DenoNetAddr {
+  readonly hostname: string;
+  readonly port: number;
+}
+
+/** The parts of `Deno.Conn` used here. */
+interface DenoConn {
+  readonly localAddr: DenoNetAddr;
+  readonly remoteAddr: DenoNetAddr;
+  read(buffer: Uint8Array): Promise<number | null>;
+  write(data: Uint8Array): Promise<number>;
+  closeWrite(): Promise<void>;
+  close(): void;
+  setNoDelay?(noDelay?: boolean): void;
+}
+
+/** The parts of `Deno.Listener` used here. */
+interface DenoListener {
+  readonly addr: DenoNetAddr;
+  accept(): Promise<DenoConn>;
+  close(): void;
+}
+
+/** The parts of the `Deno` namespace used here. */
+interface DenoNamespace {
+  listen(options: { hostname: string; port: number; transport: "tcp" }): DenoListener;
+}
+
+/** Bytes asked for per `conn.read()`; the result is copied out, so the buffer is reused. */
+const READ_SIZE = 64 * 1024;
+/** Retry delay when `accept()` fails on a still-open listener (e.g. EMFILE). */
+const ACCEPT_RETRY_MS = 100;
+const EMPTY = new Uint8Array(0);
+
+function denoNamespace(): DenoNamespace {
+  const deno = (globalThis as { Deno?: DenoNamespace }).Deno;
+  if (!deno) throw new Error("the Deno transport needs the Deno runtime");
+  return deno;
+}
+
+/** `conn.write()` may write only part of the data (about 4 MB of 64 MB): loop until all is written. */
+async function writeAll(conn: DenoConn, data: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) offset += await conn.write(offset === 0 ? data : data.subarray(offset));
+}
+
+/**
+ * A `Deno.Conn` as a node `Duplex`, so `node:tls` can run a server handshake
+ * over it. Reads are pulled one at a time when the TLS layer asks, so nothing
+ * is read from the socket before the handshake starts.
+ */
+class DenoConnDuplex extends Duplex {
+  #conn: DenoConn;
+  #buffer = new Uint8Array(READ_SIZE);
+
+  constructor(conn: DenoConn) {
+    super({ allowHalfOpen: true });
+    this.#conn = conn;
+  }
+
+  override _read(): void {
+    this.#conn.read(this.#buffer).then(
+      (n) => {
+        if (!this.destroyed) this.push(n === null ? null : this.#buffer.slice(0, n));
+      },
+      (err) => this.destroy(err),
+    );
+  }
+
+  override _write(chunk: Uint8Array, _encoding: string, callback: (err?: Error | null) => void): void {
+    writeAll(this.#conn, chunk).then(() => callback(), callback);
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    // The peer may already be gone: a failed FIN is not an error worth reporting.
+    this.#conn.closeWrite().then(() => callback(), () => callback());
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    try {
+      this.#conn.close();
+    } catch { /* already closed */ }
+    callback(err);
+  }
+}
+
+/** Adapts a plain `Deno.Conn` to {@link Connection}. Reads are pull-based: one `conn.read()` per `read()`. */
+export class DenoConnection implements Connection {
+  /** The local end, with the real port. */
+  readonly localAddress: SocketAddress;
+  /** The client's end. */
+  readonly remoteAddress: SocketAddress;
+  /** Always `undefined`: TLS connections are node:tls sockets (see {@link DenoConnection.startTls}). */
+  readonly tls: undefined = undefined;
+  #conn: DenoConn;
+  #buffer = new Uint8Array(READ_SIZE);
+  /** Closed locally, or handed over to TLS: reads give `null`, writes reject. */
+  #closed = false;
+  #eof = false;
+  #pendingRead: ((chunk: Uint8Array | null) => void) | undefined;
+  /** The tail of the write queue: writes run one after another so partial writes never interleave. */
+  #lastWrite: Promise<void> = Promise.resolve();
+
+  /** Wraps an accepted `Deno.Conn`. */
+  constructor(conn: DenoConn) {
+    this.#conn = conn;
+    this.localAddress = nodeAddress(conn.localAddr.hostname, conn.localAddr.port);
+    this.remoteAddress = nodeAddress(conn.remoteAddr.hostname, conn.remoteAddr.port);
+    try {
+      conn.setNoDelay?.(true); // SMTP replies are small and latency-bound
+    } catch { /* not fatal */ }
+  }
+
+  read(): Promise<Uint8Array | null> {
+    if (this.#closed || this.#eof) return Promise.resolve(null);
+    if (this.#pendingRead) return Promise.reject(new Error("a read() is already pending"));
+    return new Promise((resolve) => {
+      this.#pendingRead = resolve;
+      const settle = (chunk: Uint8Array | null) => {
+        // close() may already have answered this read with null.
+        if (this.#pendingRead !== resolve) return;
+        this.#pendingRead = undefined;
+        resolve(chunk);
+      };
+      this.#conn.read(this.#buffer).then(
+        (n) => {
+          if (n === null) this.#eof = true;
+          settle(n === null || this.#closed ? null : this.#buffer.slice(0, n));
+        },
+        () => {
+          // ECONNRESET, or BadResource after close(): both mean the stream is over.
+          this.#eof = true;
+          settle(null);
+        },
+      );
+    });
+  }
+
+  write(data: Uint8Array): Promise<void> {
+    const result = this.#lastWrite.then(() => {
+      if (this.#closed) throw new Error("connection closed");
+      return writeAll(this.#conn, data);
+    });
+    this.#lastWrite = result.catch(() => {});
+    return result;
+  }
+
+  async closeWrite(): Promise<void> {
+    await this.#lastWrite;
+    if (this.#closed) return;
+    try {
+      await this.#conn.closeWrite();
+    } catch { /* the peer is gone already: nothing left to finish */ }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch { /* already closed by the runtime */ }
+    this.#resolvePendingRead();
+  }
+
+  async startTls(options: TlsServerOptions, reply: Uint8Array): Promise<Connection> {
+    if (this.#pendingRead) throw new Error("startTls() called with a read() pending");
+    if (this.#closed) throw new Error("connection closed");
+    try {
+      await this.write(reply);
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+    // Reads are pull-based and none is pending, so no plaintext sits in a
+    // buffer of ours: the ClientHello is still in the kernel for TLS to read.
+    // From here on the socket belongs to the TLS layer; this object is inert.
+    this.#closed = true;
+    return upgradeDuplexToTls(new DenoConnDuplex(this.#conn), options, {
+      local: this.localAddress,
+      remote: this.remoteAddress,
+    });
+  }
+
+  #resolvePendingRead(): void {
+    const pending = this.#pendingRead;
+    this.#pendingRead = undefined;
+    pending?.(null);
+  }
+}
+
+class DenoTcpListener implements Listener {
+  readonly address: SocketAddress;
+  #listener: DenoListener;
+  #closed = false;
+
+  constructor(listener: DenoListener, onConn: (conn: DenoConn) => void) {
+    this.#listener = listener;
+    this.address = nodeAddress(listener.addr.hostname, listener.addr.port);
+    this.#acceptLoop(onConn);
+  }
+
+  async #acceptLoop(onConn: (conn: DenoConn) => void): Promise<void> {
+    while (!this.#closed) {
+      let conn: DenoConn;
+      try {
+        conn = await this.#listener.accept();
+      } catch (err) {
+        // A closed listener fails with BadResource (or Interrupted): stop.
+        // Otherwise (out of file descriptors...) wait a little and keep serving.
+        const name = (err as Error | undefined)?.name;
+        if (this.#closed || name === "BadResource" || name === "Interrupted") return;
+        await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
+        continue;
+      }
+      onConn(conn);
+    }
+  }
+
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      try {
+        this.#listener.close();
+      } catch { /* already closed */ }
+    }
+    return Promise.resolve();
+  }
+}
+
+/** The Deno transport (`Deno.listen`). Only usable when running on Deno. */
+export const denoTransport: Transport = {
+  name: "deno",
+  listen(options: ListenOptions, onConnection: (conn: Connection) => void): Promise<Listener> {
+    let listener: DenoListener;
+    try {
+      listener = denoNamespace().listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const tlsOptions = options.tls;
+    const deliver = (conn: Connection) => {
+      try {
+        onConnection(conn);
+      } catch (err) {
+        // Keep accepting; report the bug in the callback the way node:net would.
+        conn.close();
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    };
+    return Promise.resolve(
+      new DenoTcpListener(listener, (conn) => {
+        const plain = new DenoConnection(conn);
+        if (!tlsOptions) return deliver(plain);
+        // Implicit TLS: the handshake runs before the callback sees the
+        // connection; a failed one has already closed just this socket.
+        plain.startTls(tlsOptions, EMPTY).then(deliver, () => {});
+      }),
+    );
+  },
+};
