@@ -22,7 +22,11 @@ function command(file: string): [string, string[]] {
 describe(`examples/my_smtp_server.ts on ${runtime}`, () => {
   it("receives a message, refuses not.name@domain.con, and stops on SIGTERM", { timeout: 60_000 }, async () => {
     const [cmd, args] = command("examples/my_smtp_server.ts");
-    const child = spawn(cmd, args, { cwd: root, env: { ...process.env, SMTP_PORT: "0" }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(cmd, args, {
+      cwd: root,
+      env: { ...process.env, SMTP_PORT: "0" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     child.stdout.setEncoding("utf8").on("data", (d: string) => stdout += d);
     child.stderr.resume();
