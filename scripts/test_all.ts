@@ -62,7 +62,11 @@ const runs: Run[] = [
 
 function runOne(run: Run): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(run.command, run.args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: process.env });
+    const child = spawn(run.command, run.args, {
+      cwd: root,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, NO_COLOR: "1" },
+    });
     let output = "";
     const tee = (stream: NodeJS.WriteStream) => (chunk: Buffer) => {
       output += chunk.toString();
