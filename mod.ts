@@ -22,7 +22,33 @@
  * @module
  */
 export { MidiSmtpServer, type MidiSmtpServerOptions, type StopOptions } from "./src/server.ts";
-export type { CrlfMode, LogSeverity, ResolvedOptions, ServerOptions } from "./src/options.ts";
+export type {
+  AuthMode,
+  CrlfMode,
+  LogSeverity,
+  PemCertificate,
+  ResolvedOptions,
+  ServerOptions,
+  TlsMode,
+} from "./src/options.ts";
+export type { SaslCredentials, SaslExchange, SaslMechanism, SaslStep } from "./src/auth/types.ts";
+export {
+  CRAM_MD5_MECHANISM,
+  type CramMd5Options,
+  createCramMd5Mechanism,
+  DEFAULT_MECHANISMS,
+  LOGIN_MECHANISM,
+  PLAIN_MECHANISM,
+  XOAUTH2_MECHANISM,
+} from "./src/auth/mod.ts";
+export {
+  certificateFingerprint,
+  type CertificateKeyPair,
+  generateSelfSignedCertificate,
+  loadCertificateFiles,
+  type SelfSignedCertificate,
+  type SelfSignedCertificateOptions,
+} from "./src/tls.ts";
 export type { Awaitable, SmtpdHooks } from "./src/hooks.ts";
 export type { EnvelopeContext, EsmtpParamValue, MessageContext, ServerContext, SmtpdContext } from "./src/context.ts";
 export * from "./src/exceptions.ts";

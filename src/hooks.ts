@@ -9,6 +9,7 @@
  */
 import type { SmtpdContext } from "./context.ts";
 import type { LogSeverity } from "./options.ts";
+import type { SaslCredentials } from "./auth/types.ts";
 
 /** A hook's result: a value, or a promise of one. */
 export type Awaitable<T> = T | Promise<T>;
@@ -23,6 +24,21 @@ export interface SmtpdHooks {
   onDisconnectEvent(ctx: SmtpdContext): Awaitable<void>;
   /** HELO or EHLO with its argument. */
   onHeloEvent(ctx: SmtpdContext, heloData: string): Awaitable<void>;
+  /**
+   * AUTH finished its exchange. Return to accept (a returned string becomes
+   * the authorization id), throw `Smtpd535Exception` to refuse; the default
+   * refuses everyone. For CRAM-MD5 `authentication` is the client's digest:
+   * check it with `credentials.verify(storedSecret)`.
+   */
+  onAuthEvent(
+    ctx: SmtpdContext,
+    authorizationId: string,
+    authenticationId: string,
+    authentication: string,
+    credentials: SaslCredentials,
+  ): Awaitable<string | void>;
+  /** The TLS handshake finished (STARTTLS or implicit TLS); `ctx.server.tlsProtocol` etc. are set. Throwing closes the connection. */
+  onTlsEvent(ctx: SmtpdContext): Awaitable<void>;
   /** MAIL FROM with the reverse-path (`"<a@b.example>"`); a returned string is stored instead. */
   onMailFromEvent(ctx: SmtpdContext, mailFromData: string): Awaitable<string | void>;
   /** RCPT TO with the forward-path (`"<a@b.example>"`); a returned string is stored instead. */
@@ -40,6 +56,15 @@ export interface SmtpdHooks {
   onMessageDataHeadersEvent(ctx: SmtpdContext): Awaitable<void>;
   /** The whole message is in `ctx.message`; return to accept it (250), throw to refuse it. */
   onMessageDataEvent(ctx: SmtpdContext): Awaitable<void>;
+  /**
+   * Streaming mode, used instead of `onMessageDataEvent` when overridden: the
+   * body arrives as a stream while the client sends it (with backpressure, so
+   * memory stays flat). Returning after reading it to its end accepts the
+   * message (250); throwing refuses it. If the message turns out invalid
+   * (too large, bad line breaks) or the client vanishes, the stream errors:
+   * do not keep what you read then.
+   */
+  onMessageDataStreamEvent(ctx: SmtpdContext, stream: ReadableStream<Uint8Array>): Awaitable<void>;
   /** A command the server does not know; a returned string is the reply (`""`: none), nothing returned gives 500. */
   onProcessLineUnknownEvent(ctx: SmtpdContext, line: string): Awaitable<string | void>;
 }

@@ -5,9 +5,21 @@
  * @module
  */
 import type { Transport } from "./transport/types.ts";
+import type { SaslMechanism } from "./auth/types.ts";
 
 /** How line endings other than CRLF are treated (commands and DATA). */
 export type CrlfMode = "CRLF_ENSURE" | "CRLF_LEAVE" | "CRLF_STRICT";
+/** Whether STARTTLS is offered, and whether it is required before mail (RFC 3207). */
+export type TlsMode = "TLS_FORBIDDEN" | "TLS_OPTIONAL" | "TLS_REQUIRED";
+/** Whether AUTH is offered, and whether it is required before mail (RFC 4954). */
+export type AuthMode = "AUTH_FORBIDDEN" | "AUTH_OPTIONAL" | "AUTH_REQUIRED";
+/** A PEM certificate (chain) and its private key. */
+export interface PemCertificate {
+  /** PEM certificate, optionally followed by its chain. */
+  readonly cert: string;
+  /** PEM private key (RSA or EC). */
+  readonly key: string;
+}
 /** Log levels, lowest first. */
 export type LogSeverity = "debug" | "info" | "warn" | "error" | "fatal";
 
@@ -53,6 +65,38 @@ export interface ServerOptions {
   loggerSeverity?: LogSeverity;
   /** The socket layer; default: the one of the runtime we run on. */
   transport?: Transport;
+  /** STARTTLS: `TLS_FORBIDDEN` (default), `TLS_OPTIONAL`, or `TLS_REQUIRED` (MAIL, RCPT, DATA and AUTH get 530 before it). */
+  tlsMode?: TlsMode;
+  /** Ports with implicit TLS (SMTPS, RFC 8314), bound on every host besides `ports`; `0` picks a free one. */
+  tlsPorts?: number | string | Array<number | string>;
+  /** PEM file with the certificate, its chain, and possibly the key. Without any certificate a self-signed one is made in memory. */
+  tlsCertPath?: string;
+  /** PEM file with the private key (when it is not in `tlsCertPath`). */
+  tlsKeyPath?: string;
+  /** The certificate as PEM text instead of a file (with `tlsKey`). */
+  tlsCert?: string;
+  /** The private key as PEM text (with `tlsCert`). */
+  tlsKey?: string;
+  /** Certificates by SNI name (`"mail.example.com"`, `"*.example.com"`), or a function choosing one; unmatched names get the default. */
+  tlsSni?: Record<string, PemCertificate> | ((serverName: string) => PemCertificate | undefined);
+  /** Common name for the self-signed certificate (default: the first host name, else `localhost`). */
+  tlsCertCn?: string;
+  /** Extra subject alternative names for the self-signed certificate. */
+  tlsCertSan?: string[];
+  /** Lowest TLS version, `"TLSv1.2"` (default) or `"TLSv1.3"`. */
+  tlsMinVersion?: "TLSv1.2" | "TLSv1.3";
+  /** OpenSSL cipher list for TLS 1.2 (default: the runtime's). */
+  tlsCiphers?: string;
+  /** Seconds a client has to finish the TLS handshake. Default 10. */
+  tlsHandshakeTimeout?: number;
+  /** AUTH: `AUTH_FORBIDDEN` (default), `AUTH_OPTIONAL`, or `AUTH_REQUIRED` (MAIL, RCPT and DATA get 530 before it). */
+  authMode?: AuthMode;
+  /** Mechanisms offered, in order: names of built-ins (`PLAIN`, `LOGIN`, `CRAM-MD5`, `XOAUTH2`) or your own. Default `["PLAIN", "LOGIN"]`. */
+  authMechanisms?: Array<string | SaslMechanism>;
+  /** Offer AUTH on connections without TLS too (passwords then cross the network in clear). Default `false`. */
+  allowInsecureAuth?: boolean;
+  /** Failed AUTH attempts after which the connection is closed with 421. Default 3. */
+  maxAuthFailures?: number;
 }
 
 /** Options after defaults, as the server uses them (`server.options`). */
@@ -97,9 +141,41 @@ export interface ResolvedOptions {
   readonly loggerSeverity: LogSeverity;
   /** The transport given, or `undefined` for the runtime's own. */
   readonly transport: Transport | undefined;
+  /** See {@link ServerOptions.tlsMode}. */
+  readonly tlsMode: TlsMode;
+  /** Implicit TLS port lists, one per host (the same list for every host). */
+  readonly tlsPorts: readonly number[];
+  /** See {@link ServerOptions.tlsCertPath}. */
+  readonly tlsCertPath: string | undefined;
+  /** See {@link ServerOptions.tlsKeyPath}. */
+  readonly tlsKeyPath: string | undefined;
+  /** The PEM pair given as text, if any. */
+  readonly tlsCertificate: PemCertificate | undefined;
+  /** See {@link ServerOptions.tlsSni}. */
+  readonly tlsSni: Record<string, PemCertificate> | ((serverName: string) => PemCertificate | undefined) | undefined;
+  /** See {@link ServerOptions.tlsCertCn}. */
+  readonly tlsCertCn: string | undefined;
+  /** See {@link ServerOptions.tlsCertSan}. */
+  readonly tlsCertSan: readonly string[];
+  /** See {@link ServerOptions.tlsMinVersion}. */
+  readonly tlsMinVersion: "TLSv1.2" | "TLSv1.3";
+  /** See {@link ServerOptions.tlsCiphers}. */
+  readonly tlsCiphers: string | undefined;
+  /** See {@link ServerOptions.tlsHandshakeTimeout}. */
+  readonly tlsHandshakeTimeout: number;
+  /** See {@link ServerOptions.authMode}. */
+  readonly authMode: AuthMode;
+  /** See {@link ServerOptions.authMechanisms}. */
+  readonly authMechanisms: ReadonlyArray<string | SaslMechanism>;
+  /** See {@link ServerOptions.allowInsecureAuth}. */
+  readonly allowInsecureAuth: boolean;
+  /** See {@link ServerOptions.maxAuthFailures}. */
+  readonly maxAuthFailures: number;
 }
 
 const CRLF_MODES: readonly CrlfMode[] = ["CRLF_ENSURE", "CRLF_LEAVE", "CRLF_STRICT"];
+const TLS_MODES: readonly TlsMode[] = ["TLS_FORBIDDEN", "TLS_OPTIONAL", "TLS_REQUIRED"];
+const AUTH_MODES: readonly AuthMode[] = ["AUTH_FORBIDDEN", "AUTH_OPTIONAL", "AUTH_REQUIRED"];
 /** Severity order, for filtering. */
 export const SEVERITY_RANK: Readonly<Record<LogSeverity, number>> = { debug: 0, info: 1, warn: 2, error: 3, fatal: 4 };
 
@@ -210,5 +286,62 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     enhancedStatusCodesExtension: bool("enhancedStatusCodesExtension", o.enhancedStatusCodesExtension ?? true),
     loggerSeverity,
     transport: o.transport,
+    ...resolveTlsAndAuth(o),
+  };
+}
+
+function optionalString(name: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || value === "") throw new TypeError(`${name} must be a non-empty string`);
+  return value;
+}
+
+/** The TLS and AUTH part of {@link resolveOptions}. */
+function resolveTlsAndAuth(o: ServerOptions) {
+  const tlsMode = o.tlsMode ?? "TLS_FORBIDDEN";
+  if (!TLS_MODES.includes(tlsMode)) throw new TypeError(`Unknown encryption mode ${String(tlsMode)} was given!`);
+  const authMode = o.authMode ?? "AUTH_FORBIDDEN";
+  if (!AUTH_MODES.includes(authMode)) throw new TypeError(`Unknown authentication mode ${String(authMode)} was given!`);
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new TypeError("tlsCert and tlsKey go together");
+  if (o.tlsCert !== undefined && o.tlsCertPath !== undefined) {
+    throw new TypeError("Give tlsCert/tlsKey or tlsCertPath, not both");
+  }
+  if (o.tlsKeyPath !== undefined && o.tlsCertPath === undefined) throw new TypeError("tlsKeyPath needs tlsCertPath");
+  const tlsMinVersion = o.tlsMinVersion ?? "TLSv1.2";
+  if (tlsMinVersion !== "TLSv1.2" && tlsMinVersion !== "TLSv1.3") {
+    throw new TypeError(`tlsMinVersion must be "TLSv1.2" or "TLSv1.3", got ${String(tlsMinVersion)}`);
+  }
+  if (o.tlsSni !== undefined && typeof o.tlsSni !== "function" && (typeof o.tlsSni !== "object" || o.tlsSni === null)) {
+    throw new TypeError("tlsSni must be an object of certificates by name or a function");
+  }
+  const tlsHandshakeTimeout = o.tlsHandshakeTimeout ?? 10;
+  if (typeof tlsHandshakeTimeout !== "number" || !(tlsHandshakeTimeout > 0)) {
+    throw new TypeError(`tlsHandshakeTimeout must be a positive number of seconds, got ${String(tlsHandshakeTimeout)}`);
+  }
+  const mechanisms = o.authMechanisms ?? ["PLAIN", "LOGIN"];
+  if (!Array.isArray(mechanisms) || mechanisms.length === 0) {
+    throw new TypeError("authMechanisms must list at least one mechanism");
+  }
+  for (const m of mechanisms) {
+    if (typeof m === "string" ? m === "" : typeof m?.start !== "function" || typeof m?.name !== "string") {
+      throw new TypeError("authMechanisms entries are mechanism names or objects with a name and start()");
+    }
+  }
+  return {
+    tlsMode,
+    tlsPorts: o.tlsPorts === undefined ? [] : parsePorts(o.tlsPorts).flat(),
+    tlsCertPath: optionalString("tlsCertPath", o.tlsCertPath),
+    tlsKeyPath: optionalString("tlsKeyPath", o.tlsKeyPath),
+    tlsCertificate: o.tlsCert !== undefined ? { cert: String(o.tlsCert), key: String(o.tlsKey) } : undefined,
+    tlsSni: o.tlsSni,
+    tlsCertCn: optionalString("tlsCertCn", o.tlsCertCn),
+    tlsCertSan: [...(o.tlsCertSan ?? [])],
+    tlsMinVersion,
+    tlsCiphers: optionalString("tlsCiphers", o.tlsCiphers),
+    tlsHandshakeTimeout,
+    authMode,
+    authMechanisms: mechanisms,
+    allowInsecureAuth: bool("allowInsecureAuth", o.allowInsecureAuth ?? false),
+    maxAuthFailures: positiveInt("maxAuthFailures", o.maxAuthFailures ?? 3),
   };
 }

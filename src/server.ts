@@ -5,18 +5,27 @@
  *
  * @module
  */
-import type { Connection, Listener, Transport } from "./transport/types.ts";
+import type { Connection, Listener, TlsServerOptions, Transport } from "./transport/types.ts";
+import type { SaslCredentials, SaslMechanism } from "./auth/types.ts";
+import { DEFAULT_MECHANISMS } from "./auth/mod.ts";
+import {
+  certificateFingerprint,
+  generateSelfSignedCertificate,
+  loadCertificateFiles,
+  TlsCertificateStore,
+} from "./tls.ts";
 import { loadTransport } from "./transport/detect.ts";
 import type { SmtpdContext } from "./context.ts";
 import type { Awaitable, SmtpdHooks } from "./hooks.ts";
 import {
   type LogSeverity,
+  type PemCertificate,
   type ResolvedOptions,
   resolveOptions,
   type ServerOptions,
   SEVERITY_RANK,
 } from "./options.ts";
-import { Smtpd500Exception } from "./exceptions.ts";
+import { Smtpd500Exception, Smtpd535Exception } from "./exceptions.ts";
 import { Session, type SessionHost } from "./session.ts";
 import { formatAddress, resolveHost, reverseLookup } from "./addresses.ts";
 import { formatReply } from "./replies.ts";
@@ -35,6 +44,8 @@ export interface StopOptions {
 const HOOK_NAMES = [
   "onLoggingEvent",
   "onConnectEvent",
+  "onAuthEvent",
+  "onTlsEvent",
   "onDisconnectEvent",
   "onHeloEvent",
   "onMailFromEvent",
@@ -43,6 +54,7 @@ const HOOK_NAMES = [
   "onMessageDataReceivingEvent",
   "onMessageDataHeadersEvent",
   "onMessageDataEvent",
+  "onMessageDataStreamEvent",
   "onProcessLineUnknownEvent",
 ] as const satisfies ReadonlyArray<keyof SmtpdHooks>;
 
@@ -70,8 +82,10 @@ const encoder = new TextEncoder();
 export class MidiSmtpServer implements SmtpdHooks {
   /** The options in force, defaults applied. */
   readonly options: ResolvedOptions;
-  /** What sessions see of this server: options, hooks, logging, names. */
-  #sessionHost: SessionHost;
+  /** What sessions see of this server: options, hooks, logging, names, TLS and AUTH. */
+  #sessionHost: { -readonly [K in keyof SessionHost]: SessionHost[K] };
+  #certificates: TlsCertificateStore | undefined;
+  #tlsOptions: TlsServerOptions | undefined;
   #transport: Transport | undefined;
   #listeners: Listener[] = [];
   #addresses: string[] | undefined;
@@ -105,9 +119,12 @@ export class MidiSmtpServer implements SmtpdHooks {
       hooks: this,
       // Only an application's own receiving hook is called: the default would cost a call per chunk.
       receivingHookActive: this.onMessageDataReceivingEvent !== MidiSmtpServer.prototype.onMessageDataReceivingEvent,
+      streamingHookActive: this.onMessageDataStreamEvent !== MidiSmtpServer.prototype.onMessageDataStreamEvent,
       logs: (severity) => this.logs(severity),
       log: (ctx, severity, msg, err) => this.log(ctx, severity, msg, err),
       hostName: (ip) => this.options.doDnsReverseLookup ? reverseLookup(ip) : Promise.resolve(ip),
+      startTls: undefined,
+      authMechanisms: offeredMechanisms(this.options.authMechanisms),
     };
   }
 
@@ -139,15 +156,23 @@ export class MidiSmtpServer implements SmtpdHooks {
     this.#joined = new Promise((resolve) => this.#resolveJoined = resolve);
     try {
       this.#transport = this.options.transport ?? await loadTransport();
-      const { hosts, ports } = this.options;
+      const { hosts, ports, tlsPorts } = this.options;
+      const ips = await Promise.all(hosts.map(resolveHost));
+      const tls = await this.#prepareTls(ips.flat());
+      this.#sessionHost.startTls = this.options.tlsMode === "TLS_FORBIDDEN" ? undefined : tls;
       const bound: string[] = [];
+      const listen = async (ip: string, port: number, implicitTls: boolean) => {
+        const listener = await this.#transport!.listen(
+          { hostname: ip, port, tls: implicitTls ? tls : undefined },
+          (conn) => this.#accept(conn),
+        );
+        this.#listeners.push(listener);
+        bound.push(formatAddress(listener.address.hostname, listener.address.port));
+      };
       for (let i = 0; i < hosts.length; i++) {
-        for (const ip of await resolveHost(hosts[i])) {
-          for (const port of ports[Math.min(i, ports.length - 1)]) {
-            const listener = await this.#transport.listen({ hostname: ip, port }, (conn) => this.#accept(conn));
-            this.#listeners.push(listener);
-            bound.push(formatAddress(listener.address.hostname, listener.address.port));
-          }
+        for (const ip of ips[i]) {
+          for (const port of ports[Math.min(i, ports.length - 1)]) await listen(ip, port, false);
+          for (const port of tlsPorts) await listen(ip, port, true);
         }
       }
       this.#addresses = bound;
@@ -159,6 +184,51 @@ export class MidiSmtpServer implements SmtpdHooks {
       this.#resolveJoined();
       throw err;
     }
+  }
+
+  /**
+   * The certificate in use, from the options or made self-signed (only when
+   * TLS is on): sets up the store that STARTTLS and implicit TLS read from.
+   */
+  async #prepareTls(ips: string[]): Promise<TlsServerOptions | undefined> {
+    const o = this.options;
+    if (o.tlsMode === "TLS_FORBIDDEN" && o.tlsPorts.length === 0) return undefined;
+    if (!this.#certificates) {
+      const certificate = o.tlsCertificate ??
+        (o.tlsCertPath ? await loadCertificateFiles(o.tlsCertPath, o.tlsKeyPath) : await this.#selfSigned(ips));
+      this.#certificates = new TlsCertificateStore(certificate, o.tlsSni);
+    }
+    this.#tlsOptions ??= this.#certificates.toServerOptions({
+      minVersion: o.tlsMinVersion,
+      ciphers: o.tlsCiphers,
+      handshakeTimeoutMs: o.tlsHandshakeTimeout * 1000,
+    });
+    return this.#tlsOptions;
+  }
+
+  async #selfSigned(ips: string[]): Promise<PemCertificate> {
+    const names = this.options.hosts.filter((h) => h !== "*");
+    const generated = await generateSelfSignedCertificate({
+      commonName: this.options.tlsCertCn,
+      altNames: [...this.options.tlsCertSan],
+      hosts: [...new Set([...names, ...ips])],
+    });
+    this.log(null, "info", `self-signed TLS certificate made, SHA-256 fingerprint ${generated.fingerprint256}`);
+    return generated;
+  }
+
+  /**
+   * Replaces the TLS certificate (and SNI certificates) while running: new
+   * handshakes use it, sessions already encrypted keep theirs.
+   */
+  updateTlsCertificate(certificate: PemCertificate, sni?: ServerOptions["tlsSni"]): void {
+    if (!this.#certificates) throw new Error("TLS is not enabled on this server (or it is not started yet)");
+    this.#certificates.replace(certificate, sni);
+  }
+
+  /** SHA-256 fingerprint of the TLS certificate in use (colon-separated hex), or `undefined` without TLS. */
+  get tlsFingerprint(): string | undefined {
+    return this.#certificates ? certificateFingerprint(this.#certificates.current.cert) : undefined;
   }
 
   /**
@@ -321,6 +391,25 @@ export class MidiSmtpServer implements SmtpdHooks {
   /** Does nothing. */
   onDisconnectEvent(_ctx: SmtpdContext): Awaitable<void> {}
 
+  /** Refuses everyone with `535 5.7.8`: an application that offers AUTH must override it. */
+  onAuthEvent(
+    ctx: SmtpdContext,
+    _authorizationId: string,
+    authenticationId: string,
+    _authentication: string,
+    credentials: SaslCredentials,
+  ): Awaitable<string | void> {
+    this.log(
+      ctx,
+      "warn",
+      `Deny access from ${ctx.server.remoteIp} for ${authenticationId} (${credentials.mechanism}): no onAuthEvent`,
+    );
+    throw new Smtpd535Exception();
+  }
+
+  /** Accepts every TLS session. */
+  onTlsEvent(_ctx: SmtpdContext): Awaitable<void> {}
+
   /** Accepts every HELO/EHLO. */
   onHeloEvent(_ctx: SmtpdContext, _heloData: string): Awaitable<void> {}
 
@@ -342,8 +431,28 @@ export class MidiSmtpServer implements SmtpdHooks {
   /** Accepts (and drops) every message. */
   onMessageDataEvent(_ctx: SmtpdContext): Awaitable<void> {}
 
+  /** Not used unless overridden: then messages are streamed to it instead of `onMessageDataEvent`. */
+  async onMessageDataStreamEvent(_ctx: SmtpdContext, stream: ReadableStream<Uint8Array>): Promise<void> {
+    await stream.cancel();
+  }
+
   /** Refuses with `500 5.5.2`. */
   onProcessLineUnknownEvent(_ctx: SmtpdContext, line: string): Awaitable<string | void> {
     throw new Smtpd500Exception(`unknown command: ${line.slice(0, 80)}`, "Syntax error, command unrecognised");
   }
+}
+
+/** The offered mechanisms by name, built-ins looked up by name; an unknown name is a configuration error. */
+function offeredMechanisms(list: ReadonlyArray<string | SaslMechanism>): Map<string, SaslMechanism> {
+  const offered = new Map<string, SaslMechanism>();
+  for (const entry of list) {
+    const mechanism = typeof entry === "string"
+      ? DEFAULT_MECHANISMS.find((m) => m.name === entry.toUpperCase())
+      : entry;
+    if (!mechanism) {
+      throw new TypeError(`Unknown AUTH mechanism ${String(entry)}: use PLAIN, LOGIN, CRAM-MD5, XOAUTH2 or your own`);
+    }
+    offered.set(mechanism.name.toUpperCase(), mechanism);
+  }
+  return offered;
 }

@@ -7,7 +7,9 @@
  *
  * @module
  */
-import type { Connection } from "./transport/types.ts";
+import type { Connection, TlsServerOptions } from "./transport/types.ts";
+import type { SaslExchange, SaslMechanism, SaslStep } from "./auth/types.ts";
+import { decodeBase64Response, encodeBase64 } from "./auth/mod.ts";
 import type { SmtpdHooks } from "./hooks.ts";
 import type { LogSeverity, ResolvedOptions } from "./options.ts";
 import { newEnvelope, newMessage, type SmtpdContext } from "./context.ts";
@@ -19,11 +21,16 @@ import {
   Smtpd501Exception,
   Smtpd502Exception,
   Smtpd503Exception,
+  Smtpd504Exception,
+  Smtpd530Exception,
+  Smtpd538Exception,
   Smtpd552Exception,
   SmtpdException,
+  Tls530Exception,
 } from "./exceptions.ts";
 import { type LineItem, LineReader } from "./line_reader.ts";
 import { DataReader } from "./data_reader.ts";
+import { MessageStream } from "./message_stream.ts";
 import { hasControl, nonAsciiRefused, parsePathArgument, splitCommand } from "./commands.ts";
 import { formatMultiline, formatReply, oneLine } from "./replies.ts";
 
@@ -35,12 +42,18 @@ export interface SessionHost {
   readonly hooks: SmtpdHooks;
   /** Whether `onMessageDataReceivingEvent` is overridden (otherwise it is never called). */
   readonly receivingHookActive: boolean;
+  /** Whether `onMessageDataStreamEvent` is overridden: then messages are streamed to it. */
+  readonly streamingHookActive: boolean;
   /** Whether a log line of `severity` would reach anyone (so we skip formatting it otherwise). */
   logs(severity: LogSeverity): boolean;
   /** Sends a log line to `onLoggingEvent` if its severity passes. */
   log(ctx: SmtpdContext | null, severity: LogSeverity, msg: string, err?: unknown): void;
   /** Resolves `ip` to a host name when reverse DNS is on, else returns `ip`. */
   hostName(ip: string): Promise<string>;
+  /** Key material for STARTTLS, or `undefined` when STARTTLS is off. */
+  readonly startTls: TlsServerOptions | undefined;
+  /** The AUTH mechanisms offered, by upper-case name, in the order they are advertised. */
+  readonly authMechanisms: ReadonlyMap<string, SaslMechanism>;
 }
 
 type State = "HELO" | "RSET" | "MAIL" | "RCPT" | "DATA" | "QUIT";
@@ -61,6 +74,10 @@ export class Session {
   /** An error a DATA hook threw: the rest of the message is dropped and this answers the dot. */
   #dataError: SmtpdException | undefined;
   #headersSeen = false;
+  /** Streaming mode: the stream the current message is fed into. */
+  #stream: MessageStream | undefined;
+  /** Streaming mode: the first output bytes, kept until the header section is complete. */
+  #head: Uint8Array[] = [];
   #out = "";
   #badCommands = 0;
   #closing = false;
@@ -68,6 +85,9 @@ export class Session {
   #waitingForInput = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #abort = new AbortController();
+  /** The SASL exchange waiting for the client's next line after a 334, if any. */
+  #sasl: SaslExchange | undefined;
+  #authFailures = 0;
 
   /** @param host the server side; @param conn the accepted connection */
   constructor(host: SessionHost, conn: Connection) {
@@ -130,6 +150,7 @@ export class Session {
     } finally {
       this.#disarmTimer();
       if (this.#state === "DATA") this.#host.log(this.ctx, "info", "client vanished during DATA: message dropped");
+      this.#stream?.error(new Error("the client disconnected before the end of the message"));
       await this.#closeConnection();
       this.#abort.abort();
       try {
@@ -182,8 +203,23 @@ export class Session {
       await this.#flush();
       return false;
     }
+    if (this.#conn.tls && !(await this.#tlsStarted())) return false;
     this.#out += `220 ${oneLine(server.localResponse)}\r\n`;
     return true;
+  }
+
+  /** Runs the TLS hook after a handshake; `false` (and closing) if it refused the connection. */
+  async #tlsStarted(): Promise<boolean> {
+    try {
+      await this.#host.hooks.onTlsEvent(this.ctx);
+      return true;
+    } catch (err) {
+      const refusal = err instanceof SmtpdException ? err : new Smtpd421Exception(errorText(err));
+      this.#noteError(refusal);
+      this.#replyError(refusal);
+      this.#closing = true;
+      return false;
+    }
   }
 
   // ---- input -------------------------------------------------------------------------------
@@ -197,6 +233,7 @@ export class Session {
         const { consumed, done } = reader.push(pending);
         pending = pending.subarray(consumed);
         await this.#afterDataBytes(reader);
+        if (this.#stream) await this.#pumpStream(reader, this.#stream);
         if (done) await this.#finishMessage(reader);
         continue;
       }
@@ -233,7 +270,11 @@ export class Session {
     } catch {
       return this.#fail(new Smtpd500Exception("invalid UTF-8", "Syntax error, invalid UTF-8 in command", "5.5.2"));
     }
-    if (this.#host.logs("debug")) this.#host.log(this.ctx, "debug", `<<< ${line}`);
+    if (this.#sasl) {
+      if (this.#host.logs("debug")) this.#host.log(this.ctx, "debug", "<<< [AUTH response hidden]");
+      return await this.#saslResponse(line);
+    }
+    if (this.#host.logs("debug")) this.#host.log(this.ctx, "debug", `<<< ${redactAuth(line)}`);
     if (!this.#opts.pipeliningExtension && this.#lines.hasCompleteLine()) {
       return this.#fail(new Smtpd500PipeliningException());
     }
@@ -274,6 +315,10 @@ export class Session {
         return this.#reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
       case "EXPN":
         throw new Smtpd502Exception();
+      case "STARTTLS":
+        return await this.#startTlsCommand(args);
+      case "AUTH":
+        return await this.#auth(args);
       default:
         return await this.#unknown(line);
     }
@@ -305,12 +350,15 @@ export class Session {
     list.push(o.maxMessageSize > 0 ? `SIZE ${o.maxMessageSize}` : "SIZE");
     if (o.internationalizationExtensions) list.push("8BITMIME", "SMTPUTF8");
     if (o.enhancedStatusCodesExtension) list.push("ENHANCEDSTATUSCODES");
+    if (this.#host.startTls && !this.ctx.server.encrypted) list.push("STARTTLS");
+    if (this.#authOffered()) list.push(`AUTH ${[...this.#host.authMechanisms.keys()].join(" ")}`);
     return list;
   }
 
   async #mail(args: string): Promise<void> {
     if (this.#state === "HELO") throw new Smtpd503Exception(undefined, "Send HELO/EHLO first");
     if (this.#state !== "RSET") throw new Smtpd503Exception(undefined, "Sender already specified");
+    this.#checkTlsAndAuth();
     const i18n = this.#opts.internationalizationExtensions;
     const parsed = parsePathArgument(args, "FROM", true, i18n);
     const envelope = newEnvelope();
@@ -331,6 +379,10 @@ export class Session {
             throw new Smtpd501Exception(undefined, "Syntax error in BODY parameter (7BIT or 8BITMIME)");
           }
           envelope.encodingBody = value.toUpperCase() === "7BIT" ? "7bit" : "8bitmime";
+          break;
+        case "AUTH":
+          // RFC 4954 5: accepted from authenticated clients (and ignored otherwise); we only record it.
+          if (this.#opts.authMode === "AUTH_FORBIDDEN") throw unsupportedParam(key);
           break;
         case "SMTPUTF8":
           if (!i18n) throw unsupportedParam(key);
@@ -357,6 +409,7 @@ export class Session {
         this.#state === "HELO" ? "Send HELO/EHLO first" : "Need MAIL command first",
       );
     }
+    this.#checkTlsAndAuth();
     const envelope = this.ctx.envelope;
     const utf8 = envelope.encodingUtf8 === "utf8";
     const parsed = parsePathArgument(args, "TO", false, utf8);
@@ -377,6 +430,7 @@ export class Session {
     if (this.#state === "HELO") throw new Smtpd503Exception(undefined, "Send HELO/EHLO first");
     if (this.#state === "RSET") throw new Smtpd503Exception(undefined, "Need MAIL command first");
     if (this.#state !== "RCPT") throw new Smtpd503Exception(undefined, "Need RCPT command first");
+    this.#checkTlsAndAuth();
     await this.#host.hooks.onMessageDataStartEvent(this.ctx);
     const message = newMessage();
     message.received = new Date();
@@ -389,6 +443,10 @@ export class Session {
     });
     this.#dataError = undefined;
     this.#headersSeen = false;
+    if (this.#host.streamingHookActive) {
+      this.#head = [];
+      this.#stream = new MessageStream((stream) => this.#host.hooks.onMessageDataStreamEvent(this.ctx, stream));
+    }
     this.#state = "DATA";
     this.#reply(354, "", 'Enter message, ending with "." on a line by itself');
   }
@@ -397,6 +455,126 @@ export class Session {
     const answer = await this.#host.hooks.onProcessLineUnknownEvent(this.ctx, line);
     if (typeof answer !== "string") throw new Smtpd500Exception(`unknown command: ${line}`);
     if (answer !== "") this.#out += oneLine(answer) + "\r\n";
+  }
+
+  /** TLS_REQUIRED and AUTH_REQUIRED: no mail before STARTTLS / AUTH. */
+  #checkTlsAndAuth(): void {
+    if (this.#opts.tlsMode === "TLS_REQUIRED" && !this.ctx.server.encrypted) throw new Tls530Exception();
+    if (this.#opts.authMode === "AUTH_REQUIRED" && !this.ctx.server.authenticated) throw new Smtpd530Exception();
+  }
+
+  // ---- STARTTLS (RFC 3207) -----------------------------------------------------------------
+
+  async #startTlsCommand(args: string): Promise<void> {
+    const tls = this.#host.startTls;
+    if (!tls) throw new Smtpd502Exception();
+    if (args) throw syntax("STARTTLS");
+    if (this.ctx.server.encrypted) throw new Smtpd503Exception(undefined, "TLS already active");
+    if (this.#state === "HELO") throw new Smtpd503Exception(undefined, "Send EHLO first");
+    // Whatever the client sent behind STARTTLS arrived in plaintext: drop it
+    // unread (CVE-2011-0411, CVE-2024-34083). The transport drops what is
+    // still queued in the socket.
+    this.#lines.clear();
+    await this.#flush();
+    const reply = formatReply(220, "2.0.0", "Ready to start TLS", this.#opts.enhancedStatusCodesExtension);
+    try {
+      this.#conn = await this.#conn.startTls(tls, encoder.encode(reply));
+    } catch (err) {
+      this.#host.log(this.ctx, "info", `TLS handshake failed: ${errorText(err)}`);
+      this.#closing = true;
+      return;
+    }
+    // RFC 3207 4.2: forget everything learned before TLS; the client must EHLO again.
+    const server = this.ctx.server;
+    server.encrypted = new Date();
+    server.tlsProtocol = this.#conn.tls?.protocol ?? "";
+    server.tlsCipher = this.#conn.tls?.cipher ?? "";
+    server.helo = "";
+    server.heloMode = "";
+    server.authenticated = null;
+    server.authorizationId = "";
+    server.authenticationId = "";
+    this.#state = "HELO";
+    this.#resetTransaction();
+    await this.#tlsStarted();
+  }
+
+  // ---- AUTH (RFC 4954) ---------------------------------------------------------------------
+
+  /** Whether AUTH is offered now: enabled, and over TLS unless plaintext AUTH is allowed. */
+  #authOffered(): boolean {
+    return this.#opts.authMode !== "AUTH_FORBIDDEN" &&
+      (this.ctx.server.encrypted !== null || this.#opts.allowInsecureAuth);
+  }
+
+  async #auth(args: string): Promise<void> {
+    const o = this.#opts;
+    if (o.authMode === "AUTH_FORBIDDEN") throw new Smtpd502Exception();
+    if (this.ctx.server.heloMode !== "EHLO") throw new Smtpd503Exception(undefined, "Send EHLO first");
+    if (o.tlsMode === "TLS_REQUIRED" && !this.ctx.server.encrypted) throw new Tls530Exception();
+    if (!this.#authOffered()) throw new Smtpd538Exception();
+    if (this.ctx.server.authenticated) throw new Smtpd503Exception(undefined, "Already authenticated");
+    if (this.#state !== "RSET") throw new Smtpd503Exception(undefined, "AUTH not permitted during a mail transaction");
+    const [name, initial, extra] = args.split(" ");
+    if (!name || extra !== undefined) throw syntax("AUTH mechanism [initial-response]");
+    const mechanism = this.#host.authMechanisms.get(name.toUpperCase());
+    if (!mechanism) throw new Smtpd504Exception(undefined, "Unrecognized authentication type");
+    const exchange = mechanism.start(this.ctx.server.localHost);
+    // "=" is an empty initial response; no argument means none (RFC 4954 4).
+    const response = initial === undefined ? undefined : decodeBase64Response(initial);
+    await this.#saslStep(exchange, exchange.next(response));
+  }
+
+  async #saslResponse(line: string): Promise<void> {
+    const exchange = this.#sasl!;
+    this.#sasl = undefined;
+    if (line === "*") {
+      return this.#authFailed(new Smtpd501Exception(undefined, "Authentication canceled", "5.7.0"));
+    }
+    let step: SaslStep;
+    try {
+      step = exchange.next(decodeBase64Response(line));
+    } catch (err) {
+      return this.#authFailed(err);
+    }
+    await this.#saslStep(exchange, step);
+  }
+
+  async #saslStep(exchange: SaslExchange, step: SaslStep): Promise<void> {
+    if (step.kind === "challenge") {
+      this.#sasl = exchange;
+      this.#out += `334 ${encodeBase64(step.challenge)}\r\n`;
+      return;
+    }
+    const c = step.credentials;
+    let result: string | void;
+    try {
+      result = await this.#host.hooks.onAuthEvent(this.ctx, c.authorizationId, c.authenticationId, c.authentication, c);
+    } catch (err) {
+      return this.#authFailed(err instanceof SmtpdException ? err : this.#temporaryAuthFailure(err));
+    }
+    const server = this.ctx.server;
+    server.authenticated = new Date();
+    server.authenticationId = c.authenticationId;
+    server.authorizationId = typeof result === "string" && result !== ""
+      ? result
+      : c.authorizationId || c.authenticationId;
+    this.#reply(235, "2.7.0", "Authentication successful");
+  }
+
+  /** Answers a failed AUTH; too many failures end the session. */
+  #authFailed(err: unknown): void {
+    this.#fail(err, false);
+    this.#authFailures++;
+    if (this.#authFailures >= this.#opts.maxAuthFailures && !this.#closing) {
+      this.#reply(421, "4.7.0", "Too many authentication failures, closing transmission channel");
+      this.#closing = true;
+    }
+  }
+
+  #temporaryAuthFailure(err: unknown): SmtpdException {
+    this.#host.log(this.ctx, "error", `onAuthEvent failed: ${errorText(err)}`, err);
+    return new SmtpdException(454, "4.7.0", "Temporary authentication failure");
   }
 
   // ---- DATA --------------------------------------------------------------------------------
@@ -409,7 +587,13 @@ export class Session {
     try {
       if (!this.#headersSeen && reader.headerSize >= 0) {
         this.#headersSeen = true;
-        if (reader.retain && !reader.oversize) message.headers = headerText(reader.peek(reader.headerSize));
+        if (reader.retain && !reader.oversize) {
+          const head = this.#stream
+            ? joinChunks([...this.#head, reader.peek(reader.size)])
+            : reader.peek(reader.headerSize);
+          message.headers = headerText(head.subarray(0, reader.headerSize));
+          this.#head = [];
+        }
         await this.#host.hooks.onMessageDataHeadersEvent(this.ctx);
       }
       if (this.#host.receivingHookActive) await this.#host.hooks.onMessageDataReceivingEvent(this.ctx);
@@ -434,11 +618,15 @@ export class Session {
       } else if (!refusal && reader.lineTooLong) {
         refusal = new Smtpd500Exception(undefined, "Line too long", "5.5.2");
       }
+      const stream = this.#stream;
+      this.#stream = undefined;
       if (refusal) {
+        stream?.error(refusal);
         this.#noteError(refusal);
         this.#replyError(refusal);
         return;
       }
+      if (stream) return await this.#finishStream(reader, stream);
       message.data = reader.take();
       message.bytesize = message.data.length;
       message.delivered = new Date();
@@ -455,6 +643,27 @@ export class Session {
     } finally {
       this.#resetTransaction();
     }
+  }
+
+  /** Streaming mode: hands the bytes read so far to the stream, waiting while its reader is behind. */
+  async #pumpStream(reader: DataReader, stream: MessageStream): Promise<void> {
+    const chunk = reader.take();
+    // Keep the start of the message for ctx.message.headers, but never more than 64 KiB.
+    if (!this.#headersSeen && chunk.length > 0 && reader.size - chunk.length < 65536) this.#head.push(chunk.slice());
+    await stream.write(chunk, () => this.#closing);
+    // A reader that gave up does not hold the message up: keep reading, drop the bytes.
+    if (stream.abandoned) reader.retain = false;
+  }
+
+  /** Streaming mode: the final dot arrived; the hook's outcome is the reply. */
+  async #finishStream(reader: DataReader, stream: MessageStream): Promise<void> {
+    const message = this.ctx.message;
+    message.bytesize = reader.size;
+    message.delivered = new Date();
+    stream.close();
+    const result = await stream.hookResult;
+    if (result.ok) this.#reply(250, "2.0.0", "Requested mail action okay, completed");
+    else this.#fail(result.error, false);
   }
 
   // ---- replies and errors ------------------------------------------------------------------
@@ -553,6 +762,7 @@ export class Session {
     this.#timer = undefined;
     this.#host.log(this.ctx, "info", `timeout in state ${this.#state}: closing`);
     this.#closing = true;
+    this.#stream?.interrupt();
     const reply = formatReply(
       421,
       "4.4.2",
@@ -574,6 +784,23 @@ const lenientUtf8 = new TextDecoder();
 /** Decodes the header section for `ctx.message.headers` (a view: `data` keeps the exact bytes). */
 function headerText(bytes: Uint8Array): string {
   return lenientUtf8.decode(bytes);
+}
+
+function joinChunks(chunks: Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const c of chunks) total += c.length;
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  return out;
+}
+
+/** Hides the initial response of an AUTH line (it holds credentials). */
+function redactAuth(line: string): string {
+  return /^AUTH\s+\S+\s+\S/i.test(line) ? line.replace(/^(AUTH\s+\S+\s+).*/i, "$1[hidden]") : line;
 }
 
 function syntax(usage: string): SmtpdException {

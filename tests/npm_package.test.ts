@@ -62,7 +62,8 @@ function childEnv(): Record<string, string> {
   for (const [key, value] of Object.entries(process.env)) {
     if (value !== undefined && !/^npm_/i.test(key)) env[key] = value;
   }
-  env.npm_config_cache = join(work, "npm-cache");
+  // The package's dependencies (selfsigned) come from npm's own cache, which
+  // the project's `npm ci` has filled; --prefer-offline reaches the registry only if it must.
   env.npm_config_update_notifier = "false";
   env.npm_config_fund = "false";
   env.npm_config_audit = "false";
@@ -144,7 +145,7 @@ const install = once((): string => {
     join(scratch, "package.json"),
     JSON.stringify({ name: "scratch", version: "0.0.0", private: true, type: "module" }, null, 2),
   );
-  run("npm", ["install", "--offline", "--no-audit", "--no-fund", "--ignore-scripts", tarball], scratch);
+  run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts", tarball], scratch);
   return join(scratch, "node_modules", PACKAGE);
 });
 
