@@ -52,6 +52,21 @@ describe("resolveOptions: defaults", () => {
       enhancedStatusCodesExtension: true,
       loggerSeverity: "warn",
       transport: undefined,
+      tlsMode: "TLS_FORBIDDEN",
+      tlsPorts: [],
+      tlsCertPath: undefined,
+      tlsKeyPath: undefined,
+      tlsCertificate: undefined,
+      tlsSni: undefined,
+      tlsCertCn: undefined,
+      tlsCertSan: [],
+      tlsMinVersion: "TLSv1.2",
+      tlsCiphers: undefined,
+      tlsHandshakeTimeout: 10,
+      authMode: "AUTH_FORBIDDEN",
+      authMechanisms: ["PLAIN", "LOGIN"],
+      allowInsecureAuth: false,
+      maxAuthFailures: 3,
     });
   });
 
@@ -118,6 +133,19 @@ describe("resolveOptions: valid values are kept", () => {
       enhancedStatusCodesExtension: false,
       loggerSeverity: "debug",
       transport: fakeTransport,
+      tlsMode: "TLS_REQUIRED",
+      tlsPorts: "465, 0",
+      tlsCert: "CERT",
+      tlsKey: "KEY",
+      tlsCertCn: "mail.example",
+      tlsCertSan: ["alt.example"],
+      tlsMinVersion: "TLSv1.3",
+      tlsCiphers: "ECDHE-RSA-AES128-GCM-SHA256",
+      tlsHandshakeTimeout: 2,
+      authMode: "AUTH_OPTIONAL",
+      authMechanisms: ["CRAM-MD5"],
+      allowInsecureAuth: true,
+      maxAuthFailures: 1,
     });
     assert.deepEqual(resolved, {
       ports: [[25], [587, 2587]],
@@ -140,6 +168,21 @@ describe("resolveOptions: valid values are kept", () => {
       enhancedStatusCodesExtension: false,
       loggerSeverity: "debug",
       transport: fakeTransport,
+      tlsMode: "TLS_REQUIRED",
+      tlsPorts: [465, 0],
+      tlsCertPath: undefined,
+      tlsKeyPath: undefined,
+      tlsCertificate: { cert: "CERT", key: "KEY" },
+      tlsSni: undefined,
+      tlsCertCn: "mail.example",
+      tlsCertSan: ["alt.example"],
+      tlsMinVersion: "TLSv1.3",
+      tlsCiphers: "ECDHE-RSA-AES128-GCM-SHA256",
+      tlsHandshakeTimeout: 2,
+      authMode: "AUTH_OPTIONAL",
+      authMechanisms: ["CRAM-MD5"],
+      allowInsecureAuth: true,
+      maxAuthFailures: 1,
     });
   });
 
@@ -350,4 +393,29 @@ describe("parseHosts", () => {
       );
     }
   });
+});
+
+describe("resolveOptions: TLS and AUTH options", () => {
+  const bad: Array<[string, Record<string, unknown>, RegExp]> = [
+    ["unknown tlsMode", { tlsMode: "TLS_MAYBE" }, /Unknown encryption mode TLS_MAYBE/],
+    ["unknown authMode", { authMode: "AUTH_MAYBE" }, /Unknown authentication mode AUTH_MAYBE/],
+    ["tlsCert without tlsKey", { tlsCert: "CERT" }, /tlsCert and tlsKey go together/],
+    ["tlsCert with tlsCertPath", { tlsCert: "C", tlsKey: "K", tlsCertPath: "/x" }, /not both/],
+    ["tlsKeyPath alone", { tlsKeyPath: "/k.pem" }, /tlsKeyPath needs tlsCertPath/],
+    ["tlsMinVersion TLSv1.1", { tlsMinVersion: "TLSv1.1" }, /tlsMinVersion/],
+    ["tlsHandshakeTimeout 0", { tlsHandshakeTimeout: 0 }, /tlsHandshakeTimeout/],
+    ["empty authMechanisms", { authMechanisms: [] }, /at least one mechanism/],
+    ["maxAuthFailures 0", { maxAuthFailures: 0 }, /maxAuthFailures/],
+    ["allowInsecureAuth as a string", { allowInsecureAuth: "yes" }, /allowInsecureAuth/],
+    ["tlsPorts out of range", { tlsPorts: 70000 }, /Invalid port/],
+  ];
+  for (const [name, options, message] of bad) {
+    it(`rejects ${name}`, () => {
+      assert.throws(() => resolveOptions(options as ServerOptions), (err: unknown) => {
+        assert.ok(err instanceof TypeError);
+        assert.match(err.message, message);
+        return true;
+      });
+    });
+  }
 });
