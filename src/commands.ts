@@ -62,13 +62,20 @@ function isDomain(domain: string, utf8: boolean): boolean {
   return domain.split(".").every((l) => l.length <= 63 && label.test(l));
 }
 
+const encoder = new TextEncoder();
+
+/** Octets of `text` in UTF-8 (RFC 5321 limits are in octets). */
+function utf8Length(text: string): number {
+  return hasNonAscii(text) ? encoder.encode(text).length : text.length;
+}
+
 /** Checks a mailbox `local@domain` (RFC 5321 4.1.2; RFC 6531 when `utf8`). */
 export function isMailbox(mailbox: string, utf8: boolean): boolean {
   const at = mailbox.lastIndexOf("@");
   if (at <= 0) return false;
   const local = mailbox.slice(0, at);
   const domain = mailbox.slice(at + 1);
-  if (new TextEncoder().encode(local).length > 64) return false;
+  if (utf8Length(local) > 64) return false;
   const localOk = utf8
     ? DOT_STRING_UTF8.test(local) || QUOTED_STRING_UTF8.test(local)
     : DOT_STRING.test(local) || QUOTED_STRING.test(local);

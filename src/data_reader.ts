@@ -16,6 +16,12 @@ const DOT = 0x2e;
 const CRLF_BYTES = new Uint8Array([CR, LF]);
 const LF_BYTES = new Uint8Array([LF]);
 
+/** `indexOf` that says `Infinity` instead of -1, so "no more" compares as beyond any end. */
+function findFrom(buf: Uint8Array, byte: number, from: number): number {
+  const at = buf.indexOf(byte, from);
+  return at < 0 ? Infinity : at;
+}
+
 /** Limits and policy for one message. */
 export interface DataReaderOptions {
   /** Bare CR/LF policy. */
@@ -91,6 +97,7 @@ export class DataReader {
     const mode = this.#options.crlfMode;
     const maxLine = this.#options.maxLineLength;
     const len = buf.length;
+    this.#nextCR = -1;
     let segStart = 0;
     let i = 0;
 
@@ -150,13 +157,18 @@ export class DataReader {
 
   /** Finds CRs in `buf[from, end)` not followed by LF; returns the new segment start. */
   #scanBareCRs(buf: Uint8Array, from: number, end: number, segStart: number): number {
-    let cr = buf.indexOf(CR, from);
-    while (cr >= 0 && cr < end) {
+    // The next CR is remembered across lines: searching again from every line
+    // start would rescan the rest of the chunk each time when lines end in bare LF.
+    let cr = this.#nextCR;
+    if (cr < from) cr = this.#nextCR = findFrom(buf, CR, from);
+    while (cr < end) {
       if (cr + 1 < buf.length && buf[cr + 1] !== LF) segStart = this.#bareCR(buf, cr, segStart);
-      cr = buf.indexOf(CR, cr + 1);
+      cr = this.#nextCR = findFrom(buf, CR, cr + 1);
     }
     return segStart;
   }
+  /** Position of the next CR at or after the scan point in the current chunk (`Infinity`: none). */
+  #nextCR = -1;
 
   /** Handles a bare CR at `at` (-1: the last byte of the previous chunk). */
   #bareCR(buf: Uint8Array, at: number, segStart = 0): number {
