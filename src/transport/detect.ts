@@ -17,6 +17,28 @@ export function detectRuntime(): RuntimeName {
   return "node";
 }
 
+/** Oldest runtime versions whose sockets can do server-side STARTTLS (measured; older ones fail). */
+export const MINIMUM_VERSIONS: Readonly<Record<RuntimeName, string>> = { deno: "2.7.14", bun: "1.4.0", node: "20.0.0" };
+
+/** The version of the runtime running this code. */
+export function runtimeVersion(runtime: RuntimeName = detectRuntime()): string {
+  const g = globalThis as { Deno?: { version?: { deno?: string } }; Bun?: { version?: string } };
+  if (runtime === "deno") return g.Deno?.version?.deno ?? "0";
+  if (runtime === "bun") return g.Bun?.version ?? "0";
+  const process = (globalThis as { process?: { versions?: { node?: string } } }).process;
+  return process?.versions?.node ?? "0";
+}
+
+/** Whether dotted version `a` is at least `b`. */
+export function versionAtLeast(a: string, b: string): boolean {
+  const pa = a.split(/[.-]/).map((n) => parseInt(n, 10) || 0);
+  const pb = b.split(/[.-]/).map((n) => parseInt(n, 10) || 0);
+  for (let i = 0; i < 3; i++) {
+    if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) > (pb[i] ?? 0);
+  }
+  return true;
+}
+
 /**
  * Loads the transport for `runtime` (default: the one we run on).
  *
@@ -26,6 +48,12 @@ export function detectRuntime(): RuntimeName {
  * ```
  */
 export async function loadTransport(runtime: RuntimeName = detectRuntime()): Promise<Transport> {
+  if (runtime === detectRuntime()) {
+    const version = runtimeVersion(runtime);
+    if (!versionAtLeast(version, MINIMUM_VERSIONS[runtime])) {
+      throw new Error(`midi-smtp-server needs ${runtime} >= ${MINIMUM_VERSIONS[runtime]} (this is ${version})`);
+    }
+  }
   switch (runtime) {
     case "deno":
       return (await import("./deno.ts")).denoTransport;
