@@ -203,7 +203,10 @@ export class Session {
       await this.#flush();
       return false;
     }
-    if (this.#conn.tls && !(await this.#tlsStarted())) return false;
+    if (this.#conn.tls && !(await this.#tlsStarted())) {
+      await this.#flush();
+      return false;
+    }
     this.#out += `220 ${oneLine(server.localResponse)}\r\n`;
     return true;
   }
@@ -275,7 +278,9 @@ export class Session {
       return await this.#saslResponse(line);
     }
     if (this.#host.logs("debug")) this.#host.log(this.ctx, "debug", `<<< ${redactAuth(line)}`);
-    if (!this.#opts.pipeliningExtension && this.#lines.hasCompleteLine()) {
+    // An AUTH line may arrive together with its SASL response: that is not pipelining, and
+    // refusing it would turn the credentials into an "unknown command".
+    if (!this.#opts.pipeliningExtension && this.#lines.hasCompleteLine() && !/^AUTH /i.test(line)) {
       return this.#fail(new Smtpd500PipeliningException());
     }
     try {
@@ -357,8 +362,8 @@ export class Session {
 
   async #mail(args: string): Promise<void> {
     if (this.#state === "HELO") throw new Smtpd503Exception(undefined, "Send HELO/EHLO first");
-    if (this.#state !== "RSET") throw new Smtpd503Exception(undefined, "Sender already specified");
     this.#checkTlsAndAuth();
+    if (this.#state !== "RSET") throw new Smtpd503Exception(undefined, "Sender already specified");
     const i18n = this.#opts.internationalizationExtensions;
     const parsed = parsePathArgument(args, "FROM", true, i18n);
     const envelope = newEnvelope();
@@ -395,21 +400,28 @@ export class Session {
     }
     if (parsed.utf8 && envelope.encodingUtf8 !== "utf8") throw nonAsciiRefused();
     envelope.mailParams = parsed.params;
-    const replaced = await this.#host.hooks.onMailFromEvent(this.ctx, parsed.path);
-    envelope.from = typeof replaced === "string" ? replaced : parsed.path;
+    envelope.from = parsed.path;
+    // The hook sees this command's envelope (parameters, encodings); a refusal leaves none.
     this.ctx.envelope = envelope;
+    let replaced: string | void;
+    try {
+      replaced = await this.#host.hooks.onMailFromEvent(this.ctx, parsed.path);
+    } catch (err) {
+      this.ctx.envelope = newEnvelope();
+      throw err;
+    }
+    if (typeof replaced === "string") envelope.from = replaced;
     this.#state = "MAIL";
     this.#reply(250, "2.1.0", "OK");
   }
 
   async #rcpt(args: string): Promise<void> {
-    if (this.#state !== "MAIL" && this.#state !== "RCPT") {
-      throw new Smtpd503Exception(
-        undefined,
-        this.#state === "HELO" ? "Send HELO/EHLO first" : "Need MAIL command first",
-      );
-    }
+    if (this.#state === "HELO") throw new Smtpd503Exception(undefined, "Send HELO/EHLO first");
+    // RFC 3207 4 / RFC 4954 6: before STARTTLS or AUTH the answer is 530, whatever the sequence.
     this.#checkTlsAndAuth();
+    if (this.#state !== "MAIL" && this.#state !== "RCPT") {
+      throw new Smtpd503Exception(undefined, "Need MAIL command first");
+    }
     const envelope = this.ctx.envelope;
     const utf8 = envelope.encodingUtf8 === "utf8";
     const parsed = parsePathArgument(args, "TO", false, utf8);
@@ -428,9 +440,9 @@ export class Session {
   async #dataCommand(args: string): Promise<void> {
     if (args) throw syntax("DATA");
     if (this.#state === "HELO") throw new Smtpd503Exception(undefined, "Send HELO/EHLO first");
+    this.#checkTlsAndAuth();
     if (this.#state === "RSET") throw new Smtpd503Exception(undefined, "Need MAIL command first");
     if (this.#state !== "RCPT") throw new Smtpd503Exception(undefined, "Need RCPT command first");
-    this.#checkTlsAndAuth();
     await this.#host.hooks.onMessageDataStartEvent(this.ctx);
     const message = newMessage();
     message.received = new Date();
