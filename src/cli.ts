@@ -6,6 +6,7 @@
  * ```sh
  * deno run -A src/cli.ts --ports 2525 --maildir ./mail
  * npx midi-smtp-server --ports 2525 --maildir ./mail
+ * npx midi-smtp-server --tls-mode TLS_REQUIRED --auth-mode AUTH_REQUIRED --auth-user alice:s3cret
  * ```
  *
  * The logic is exported ({@link parseCliArgs}, {@link runDevServer}) so tests
@@ -18,10 +19,11 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { MidiSmtpServer, type MidiSmtpServerOptions } from "./server.ts";
-import { Smtpd451Exception } from "./exceptions.ts";
-import type { CrlfMode } from "./options.ts";
+import { Smtpd451Exception, Smtpd535Exception } from "./exceptions.ts";
+import { type AuthMode, type CrlfMode, parsePorts, type TlsMode } from "./options.ts";
+import type { SaslCredentials } from "./auth/types.ts";
 import type { Transport } from "./transport/types.ts";
 import { loadTransport } from "./transport/detect.ts";
 import { Maildir, sanitizeHeaderValue, traceHeaders } from "./maildir.ts";
@@ -43,12 +45,35 @@ Options:
   --max-recipients N    recipients per message (default 100)
   --crlf-mode MODE      CRLF_ENSURE (default), CRLF_LEAVE or CRLF_STRICT
   -q, --quiet           do not print a line per message
+
+TLS:
+  --tls-mode MODE       STARTTLS: TLS_FORBIDDEN (default), TLS_OPTIONAL or TLS_REQUIRED
+  --tls-port LIST       implicit TLS (SMTPS) ports on every host, e.g. "465" or "465:4650";
+                        repeatable; 0 picks a free port
+  --tls-cert FILE       PEM certificate (chain), followed by the key unless --tls-key is
+                        given (default: a self-signed certificate made at start)
+  --tls-key FILE        PEM private key of --tls-cert
+
+AUTH:
+  --auth-mode MODE      AUTH_FORBIDDEN (default), AUTH_OPTIONAL or AUTH_REQUIRED
+  --auth-user USER:PASSWORD
+                        an account, repeatable; the password is everything after the
+                        first colon, so it may contain colons
+  --auth-mechanisms LIST
+                        mechanisms offered (default PLAIN,LOGIN,CRAM-MD5); XOAUTH2 may
+                        be added: its bearer token is checked against the password
+  --allow-insecure-auth
+                        offer AUTH without TLS too (passwords then cross the network in
+                        clear); without it AUTH is offered only over TLS
+
   -h, --help            show this help and exit
   -V, --version         show the version and exit
 
 A message is acknowledged (250) only once its file is durably in DIR/new/;
 if it cannot be stored the client gets 451 and may retry. SIGINT or SIGTERM
-stops the server gracefully.
+stops the server gracefully. With TLS on, the SHA-256 fingerprint of the
+certificate (given or self-signed) is printed once listening. Passwords are
+never printed.
 
 Exit status: 0 on success or after a signal, 1 if the server cannot start,
 2 on a bad option.
@@ -70,6 +95,30 @@ export interface DevServerConfig {
   crlfMode: CrlfMode;
   /** No line per message. */
   quiet: boolean;
+  /** STARTTLS policy. */
+  tlsMode: TlsMode;
+  /** Implicit TLS port entries (one per `--tls-port`, each in the `ports` syntax); empty for none. */
+  tlsPorts: readonly string[];
+  /** PEM certificate file; `undefined` for a self-signed certificate made at start. */
+  tlsCert: string | undefined;
+  /** PEM private key file, when the key is not in {@link tlsCert}. */
+  tlsKey: string | undefined;
+  /** AUTH policy. */
+  authMode: AuthMode;
+  /** The accounts AUTH accepts. */
+  authUsers: readonly DevServerUser[];
+  /** The AUTH mechanisms offered, upper-case, in order. */
+  authMechanisms: readonly string[];
+  /** Offer AUTH on connections without TLS too. */
+  allowInsecureAuth: boolean;
+}
+
+/** An account of the dev server (`--auth-user user:password`). */
+export interface DevServerUser {
+  /** The user name (authentication id). */
+  readonly user: string;
+  /** The password (for XOAUTH2: the bearer token). */
+  readonly password: string;
 }
 
 /** The defaults of {@link DevServerConfig}. */
@@ -81,6 +130,14 @@ export const DEFAULT_CONFIG: Readonly<DevServerConfig> = Object.freeze({
   maxRecipients: 100,
   crlfMode: "CRLF_ENSURE",
   quiet: false,
+  tlsMode: "TLS_FORBIDDEN",
+  tlsPorts: Object.freeze([]),
+  tlsCert: undefined,
+  tlsKey: undefined,
+  authMode: "AUTH_FORBIDDEN",
+  authUsers: Object.freeze([]),
+  authMechanisms: Object.freeze(["PLAIN", "LOGIN", "CRAM-MD5"]),
+  allowInsecureAuth: false,
 });
 
 /** What the command line asks for. */
@@ -99,6 +156,10 @@ export class CliError extends Error {
 }
 
 const CRLF_MODES: readonly CrlfMode[] = ["CRLF_ENSURE", "CRLF_LEAVE", "CRLF_STRICT"];
+const TLS_MODES: readonly TlsMode[] = ["TLS_FORBIDDEN", "TLS_OPTIONAL", "TLS_REQUIRED"];
+const AUTH_MODES: readonly AuthMode[] = ["AUTH_FORBIDDEN", "AUTH_OPTIONAL", "AUTH_REQUIRED"];
+/** The mechanisms the dev server can check: it has the plain passwords, so CRAM-MD5 works too. */
+const AUTH_MECHANISMS: readonly string[] = ["PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"];
 
 /**
  * Parses the command-line arguments (without the program name), checking
@@ -125,6 +186,14 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
         "max-recipients": { type: "string" },
         "crlf-mode": { type: "string" },
         quiet: { type: "boolean", short: "q" },
+        "tls-mode": { type: "string" },
+        "tls-port": { type: "string", multiple: true },
+        "tls-cert": { type: "string" },
+        "tls-key": { type: "string" },
+        "auth-mode": { type: "string" },
+        "auth-user": { type: "string", multiple: true },
+        "auth-mechanisms": { type: "string" },
+        "allow-insecure-auth": { type: "boolean" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -140,19 +209,110 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
     maildir: values.maildir ?? DEFAULT_CONFIG.maildir,
     maxSize: integer("--max-size", values["max-size"], DEFAULT_CONFIG.maxSize),
     maxRecipients: integer("--max-recipients", values["max-recipients"], DEFAULT_CONFIG.maxRecipients),
-    crlfMode: crlfMode(values["crlf-mode"]),
+    crlfMode: oneOf("--crlf-mode", values["crlf-mode"], CRLF_MODES, DEFAULT_CONFIG.crlfMode),
     quiet: values.quiet ?? false,
+    tlsMode: oneOf("--tls-mode", values["tls-mode"], TLS_MODES, DEFAULT_CONFIG.tlsMode),
+    tlsPorts: values["tls-port"] ?? [],
+    tlsCert: values["tls-cert"],
+    tlsKey: values["tls-key"],
+    authMode: oneOf("--auth-mode", values["auth-mode"], AUTH_MODES, DEFAULT_CONFIG.authMode),
+    authUsers: (values["auth-user"] ?? []).map(authUser),
+    authMechanisms: values["auth-mechanisms"] === undefined
+      ? DEFAULT_CONFIG.authMechanisms
+      : authMechanisms(values["auth-mechanisms"]),
+    allowInsecureAuth: values["allow-insecure-auth"] ?? false,
   };
+  // Flags that would do nothing are mistakes: say so rather than ignore them.
+  const tlsOn = config.tlsMode !== "TLS_FORBIDDEN" || config.tlsPorts.length > 0;
+  if (values["tls-cert"] !== undefined && !tlsOn) {
+    throw new CliError(
+      "--tls-cert is unused while TLS is off: add --tls-mode TLS_OPTIONAL (or TLS_REQUIRED) or --tls-port",
+    );
+  }
+  if (config.authMode === "AUTH_FORBIDDEN") {
+    for (const flag of ["auth-user", "auth-mechanisms", "allow-insecure-auth"] as const) {
+      if (values[flag] !== undefined) {
+        throw new CliError(`--${flag} is unused while AUTH is off: add --auth-mode AUTH_OPTIONAL or AUTH_REQUIRED`);
+      }
+    }
+  }
+  checkConfig(config);
+  return { action: "run", config };
+}
+
+/**
+ * Checks a whole configuration (also one made in code for {@link runDevServer}):
+ * what only the dev server knows first, then the server's own checks.
+ */
+function checkConfig(config: DevServerConfig): void {
   if (config.maildir === "") throw new CliError("--maildir must not be empty");
   if (config.maxRecipients < 1) throw new CliError("--max-recipients must be at least 1");
+
+  const plainPorts = new Set(portList("--ports", config.ports));
+  const tlsPorts = new Set<number>();
+  for (const entry of config.tlsPorts) {
+    for (const port of portList("--tls-port", entry)) {
+      if (port === 0) continue;
+      if (plainPorts.has(port)) throw new CliError(`port ${port} is given both in --ports and --tls-port`);
+      if (tlsPorts.has(port)) throw new CliError(`--tls-port ${port} is given twice`);
+      tlsPorts.add(port);
+    }
+  }
+  if (config.tlsCert === "") throw new CliError("--tls-cert must not be empty");
+  if (config.tlsKey === "") throw new CliError("--tls-key must not be empty");
+  if (config.tlsKey !== undefined && config.tlsCert === undefined) {
+    throw new CliError("--tls-key needs --tls-cert (the certificate that goes with the key)");
+  }
+
+  const seen = new Set<string>();
+  for (const { user, password } of config.authUsers) {
+    if (user === "") throw new CliError("--auth-user needs a user name before the colon");
+    if (password === "") throw new CliError(`--auth-user ${user} needs a password after the colon`);
+    if (seen.has(user)) throw new CliError(`--auth-user ${user} is given twice`);
+    seen.add(user);
+  }
+  if (config.authMode !== "AUTH_FORBIDDEN" && config.authUsers.length === 0) {
+    throw new CliError(`--auth-mode ${config.authMode} needs at least one --auth-user USER:PASSWORD`);
+  }
+  for (const name of config.authMechanisms) {
+    if (!AUTH_MECHANISMS.includes(name.toUpperCase())) {
+      throw new CliError(`--auth-mechanisms: unknown mechanism "${name}", use ${AUTH_MECHANISMS.join(", ")}`);
+    }
+  }
+
   try {
-    // The server's own checks (host and port syntax, ranges, ports per host)
-    // are the single source of truth; constructing binds nothing.
+    // The server's own checks (host and port syntax, ranges, ports per host,
+    // modes, mechanisms) are the single source of truth; constructing binds
+    // nothing and reads no certificate.
     new MidiSmtpServer(serverOptions(config));
   } catch (err) {
     throw new CliError(err instanceof Error ? err.message : String(err));
   }
-  return { action: "run", config };
+}
+
+/** Every port of a value in the `ports` syntax; a bad one is a CliError naming `flag`. */
+function portList(flag: string, value: string): number[] {
+  try {
+    return parsePorts(value).flat();
+  } catch (err) {
+    throw new CliError(`${flag}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/** `user:password`, split at the first colon. The value is never echoed: it holds a password. */
+function authUser(value: string): DevServerUser {
+  const colon = value.indexOf(":");
+  if (colon < 0) throw new CliError("--auth-user needs USER:PASSWORD (a colon between user name and password)");
+  return { user: value.slice(0, colon), password: value.slice(colon + 1) };
+}
+
+/** `"PLAIN,LOGIN"` or `"plain login"`: upper-cased, each at most once. */
+function authMechanisms(value: string): string[] {
+  const names = value.split(/[\s,]+/).filter((name) => name !== "").map((name) => name.toUpperCase());
+  if (names.length === 0) throw new CliError("--auth-mechanisms needs at least one mechanism");
+  const duplicate = names.find((name, i) => names.indexOf(name) !== i);
+  if (duplicate !== undefined) throw new CliError(`--auth-mechanisms lists ${duplicate} twice`);
+  return names;
 }
 
 /** A plain decimal integer: Number() would also take "", "1e3", "0x10" and " 7". */
@@ -162,13 +322,12 @@ function integer(flag: string, value: string | undefined, fallback: number): num
   return Number(value);
 }
 
-function crlfMode(value: string | undefined): CrlfMode {
-  if (value === undefined) return DEFAULT_CONFIG.crlfMode;
-  const mode = value.toUpperCase() as CrlfMode;
-  if (!CRLF_MODES.includes(mode)) {
-    throw new CliError(`--crlf-mode must be one of ${CRLF_MODES.join(", ")}, got "${value}"`);
-  }
-  return mode;
+/** One of `choices`, case-insensitively. */
+function oneOf<T extends string>(flag: string, value: string | undefined, choices: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  const choice = value.toUpperCase() as T;
+  if (!choices.includes(choice)) throw new CliError(`${flag} must be one of ${choices.join(", ")}, got "${value}"`);
+  return choice;
 }
 
 function serverOptions(config: DevServerConfig): MidiSmtpServerOptions {
@@ -183,6 +342,14 @@ function serverOptions(config: DevServerConfig): MidiSmtpServerOptions {
     pipeliningExtension: true,
     internationalizationExtensions: true,
     enhancedStatusCodesExtension: true,
+    tlsMode: config.tlsMode,
+    // One list in the ports syntax: "465, 4650:4651" binds all three on every host.
+    tlsPorts: config.tlsPorts.length > 0 ? config.tlsPorts.join(",") : undefined,
+    tlsCertPath: config.tlsCert,
+    tlsKeyPath: config.tlsKey,
+    authMode: config.authMode,
+    authMechanisms: [...config.authMechanisms],
+    allowInsecureAuth: config.allowInsecureAuth,
   };
 }
 
@@ -199,7 +366,8 @@ export interface DevServerIo {
 /**
  * Starts the dev server: creates the Maildir, listens, and stores every
  * accepted message before acknowledging it. Resolves with the running
- * server once it listens; stop it with `server.stop()`.
+ * server once it listens; stop it with `server.stop()`. A bad `config`
+ * rejects with a {@link CliError}, as {@link parseCliArgs} would.
  *
  * @example
  * ```ts
@@ -218,14 +386,26 @@ export async function runDevServer(config: DevServerConfig, io: DevServerIo = {}
       // a closed stdout (e.g. `| head`) must not fail deliveries
     }
   };
+  checkConfig(config);
   const maildir = new Maildir(config.maildir);
   await maildir.init();
   const transport = io.transport ?? await loadTransport();
+  const passwords = new Map(config.authUsers.map(({ user, password }) => [user, password]));
   const server = new MidiSmtpServer({
     ...serverOptions(config),
     transport,
     onLoggingEvent(_ctx, severity, msg) {
       write(stderr, `${timestamp()} [${severity.toUpperCase()}] ${msg}\n`);
+    },
+    onAuthEvent(ctx, authorizationId, authenticationId, _authentication, credentials) {
+      if (checkCredentials(passwords, authorizationId, authenticationId, credentials)) return;
+      // The user name is client-given (sanitised); the password is never printed.
+      const user = sanitizeHeaderValue(authenticationId, { utf8: true });
+      write(
+        stderr,
+        `${timestamp()} [WARN] AUTH ${credentials.mechanism} failed for "${user}" from ${ctx.server.remoteIp}\n`,
+      );
+      throw new Smtpd535Exception();
     },
     async onMessageDataEvent(ctx) {
       const { server: conn, envelope, message } = ctx;
@@ -268,7 +448,105 @@ export async function runDevServer(config: DevServerConfig, io: DevServerIo = {}
     stdout,
     `midi-smtp-server listening on ${where} (${transport.name} transport), storing mail in ${config.maildir}\n`,
   );
+  for (const line of describeTlsAndAuth(config, server)) write(stdout, `${line}\n`);
+  for (const warning of authWarnings(config)) write(stderr, `midi-smtp-server: warning: ${warning}\n`);
   return server;
+}
+
+/**
+ * Whether the credentials are those of a known user. Every path does the same
+ * work (an unknown user is checked against a dummy secret), so the time taken
+ * does not tell which user names exist.
+ */
+function checkCredentials(
+  passwords: ReadonlyMap<string, string>,
+  authorizationId: string,
+  authenticationId: string,
+  credentials: SaslCredentials,
+): boolean {
+  const stored = passwords.get(authenticationId);
+  const secret = stored ?? "\u0000no such user";
+  // CRAM-MD5 sends a keyed digest, checked with the plain password; PLAIN and
+  // LOGIN send the password, XOAUTH2 a bearer token that must equal it.
+  const matches = credentials.verify ? credentials.verify(secret) : sameSecret(credentials.authentication, secret);
+  // Acting as someone else (a PLAIN authorization id) is not something a dev server grants.
+  const self = authorizationId === "" || authorizationId === authenticationId;
+  return stored !== undefined && matches && self;
+}
+
+/** Constant-time comparison; hashing first makes the lengths equal, as timingSafeEqual needs. */
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (text: string) => createHash("sha256").update(text, "utf8").digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+/** The lines printed after "listening on" about TLS and AUTH (no passwords). */
+function describeTlsAndAuth(config: DevServerConfig, server: MidiSmtpServer): string[] {
+  const lines: string[] = [];
+  const fingerprint = server.tlsFingerprint;
+  if (fingerprint !== undefined) {
+    const starttls = config.tlsMode === "TLS_REQUIRED"
+      ? "STARTTLS required"
+      : config.tlsMode === "TLS_OPTIONAL"
+      ? "STARTTLS offered"
+      : "no STARTTLS";
+    const implicit = implicitTlsAddresses(server);
+    const where = implicit.length > 0
+      ? `; implicit TLS on ${implicit.join(", ")}`
+      : config.tlsPorts.length > 0
+      ? `; implicit TLS on port ${config.tlsPorts.join(", ")}`
+      : "";
+    lines.push(`TLS: ${starttls}${where}`);
+    const certificate = config.tlsCert === undefined ? "self-signed certificate" : `certificate ${config.tlsCert}`;
+    lines.push(`TLS: ${certificate}, SHA-256 fingerprint ${fingerprint}`);
+  }
+  if (config.authMode !== "AUTH_FORBIDDEN") {
+    const mode = config.authMode === "AUTH_REQUIRED" ? "required" : "optional";
+    // TLS_REQUIRED refuses AUTH before STARTTLS even with allowInsecureAuth.
+    const over = config.allowInsecureAuth && config.tlsMode !== "TLS_REQUIRED"
+      ? "with or without TLS"
+      : "over TLS only";
+    const users = config.authUsers.map(({ user }) => user).join(", ");
+    lines.push(`AUTH: ${mode}, ${over}; mechanisms ${config.authMechanisms.join(" ")}; users ${users}`);
+  }
+  return lines;
+}
+
+/**
+ * Which of `server.addresses` are implicit TLS listeners. By port number when
+ * every TLS port was given; with a free port (0) by position: the server binds,
+ * for each address, the plain ports and then the TLS ports, and lists them so.
+ */
+function implicitTlsAddresses(server: MidiSmtpServer): string[] {
+  const { ports, tlsPorts } = server.options;
+  const addresses = server.addresses;
+  const portOf = (address: string) => Number(address.slice(address.lastIndexOf(":") + 1));
+  if (tlsPorts.length === 0) return [];
+  if (!tlsPorts.includes(0)) return addresses.filter((address) => tlsPorts.includes(portOf(address)));
+  const perHost = new Set(ports.map((list) => list.length));
+  const chunk = ports[0].length + tlsPorts.length;
+  if (perHost.size !== 1 || addresses.length % chunk !== 0) return []; // cannot tell
+  return addresses.filter((_, i) => i % chunk >= ports[0].length);
+}
+
+/** Why AUTH may not be offered where the user expects it. */
+function authWarnings(config: DevServerConfig): string[] {
+  if (config.authMode === "AUTH_FORBIDDEN" || config.allowInsecureAuth || config.tlsMode !== "TLS_FORBIDDEN") {
+    return [];
+  }
+  const fix = "add --tls-mode TLS_OPTIONAL (or TLS_REQUIRED) for STARTTLS, " +
+    "or --allow-insecure-auth to offer AUTH without TLS";
+  const required = config.authMode === "AUTH_REQUIRED";
+  if (config.tlsPorts.length === 0) {
+    return [
+      `AUTH will not be offered: it is offered only over TLS, and TLS is off (--tls-mode TLS_FORBIDDEN)` +
+      (required ? ", so with AUTH_REQUIRED no client can send mail" : "") + `; ${fix}`,
+    ];
+  }
+  return [
+    `AUTH will be offered only on the implicit TLS ports (--tls-port), not on --ports, which have no STARTTLS` +
+    (required ? ", so with AUTH_REQUIRED clients there cannot send mail" : "") + `; ${fix}`,
+  ];
 }
 
 /** `2026-11-28T10:00:00Z`: ISO 8601 in UTC, whole seconds. */

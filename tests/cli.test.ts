@@ -8,17 +8,22 @@
  * In-process tests start the dev server with runDevServer() on every
  * transport of the runtime; one group spawns the CLI itself as a child
  * process of the current runtime. Clients are nodemailer and the raw
- * client from helpers.ts.
+ * client from helpers.ts. The TLS tests make their certificate with the
+ * openssl CLI in a temporary directory, so no key is ever committed.
  */
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { X509Certificate } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import * as tls from "node:tls";
 import { fileURLToPath } from "node:url";
+import { format } from "node:util";
 import nodemailer from "nodemailer";
 import {
   CliError,
@@ -97,8 +102,8 @@ function files(dir: string, sub: "new" | "tmp" | "cur"): string[] {
   return readdirSync(join(dir, sub)).sort();
 }
 
-/** Splits a stored file into its four trace header lines and the message bytes. */
-function splitStored(path: string): { headers: string[]; data: Uint8Array } {
+/** Splits a stored file into its four trace header lines and the message bytes; `protocol` is the Received `with`. */
+function splitStored(path: string, protocol = "ESMTP"): { headers: string[]; data: Uint8Array } {
   const bytes = new Uint8Array(readFileSync(path));
   const text = Buffer.from(bytes).toString("latin1");
   let offset = 0;
@@ -107,7 +112,7 @@ function splitStored(path: string): { headers: string[]; data: Uint8Array } {
   const headers = text.slice(0, offset - 2).split("\r\n");
   assert.match(headers[0], /^Return-Path: </);
   assert.match(headers[1], /^Received: from /);
-  assert.match(headers[2], /^\tby .* with ESMTP id [0-9A-F]{12}$/);
+  assert.match(headers[2], new RegExp(`^\\tby .* with ${protocol} id [0-9A-F]{12}$`));
   assert.match(headers[3], /^\tfor <.*>; \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d \+0000$/);
   return { headers, data: bytes.subarray(offset) };
 }
@@ -137,6 +142,14 @@ describe("parseCliArgs", () => {
         maxRecipients: 100,
         crlfMode: "CRLF_ENSURE",
         quiet: false,
+        tlsMode: "TLS_FORBIDDEN",
+        tlsPorts: [],
+        tlsCert: undefined,
+        tlsKey: undefined,
+        authMode: "AUTH_FORBIDDEN",
+        authUsers: [],
+        authMechanisms: ["PLAIN", "LOGIN", "CRAM-MD5"],
+        allowInsecureAuth: false,
       },
     });
   });
@@ -155,6 +168,22 @@ describe("parseCliArgs", () => {
         "--crlf-mode",
         "crlf_strict",
         "-q",
+        "--tls-mode",
+        "tls_optional",
+        "--tls-port",
+        "465:4650",
+        "--tls-port=0",
+        "--tls-cert",
+        "/etc/ssl/cert.pem",
+        "--tls-key=/etc/ssl/key.pem",
+        "--auth-mode",
+        "auth_required",
+        "--auth-user",
+        "alice:s3cr:et",
+        "--auth-user=bob::",
+        "--auth-mechanisms",
+        "cram-md5, xoauth2 PLAIN",
+        "--allow-insecure-auth",
       ]),
       {
         action: "run",
@@ -166,9 +195,27 @@ describe("parseCliArgs", () => {
           maxRecipients: 3,
           crlfMode: "CRLF_STRICT",
           quiet: true,
+          tlsMode: "TLS_OPTIONAL",
+          tlsPorts: ["465:4650", "0"],
+          tlsCert: "/etc/ssl/cert.pem",
+          tlsKey: "/etc/ssl/key.pem",
+          authMode: "AUTH_REQUIRED",
+          // Split at the first colon: the password keeps its colons.
+          authUsers: [{ user: "alice", password: "s3cr:et" }, { user: "bob", password: ":" }],
+          authMechanisms: ["CRAM-MD5", "XOAUTH2", "PLAIN"],
+          allowInsecureAuth: true,
         },
       },
     );
+    // A certificate file that holds the key too; implicit TLS alone turns TLS on.
+    const implicit = parseCliArgs(["--tls-port", "465", "--tls-cert", "both.pem"]);
+    assert.ok(implicit.action === "run");
+    assert.deepEqual(
+      [implicit.config.tlsMode, implicit.config.tlsPorts, implicit.config.tlsCert, implicit.config.tlsKey],
+      ["TLS_FORBIDDEN", ["465"], "both.pem", undefined],
+    );
+    assert.equal(parseCliArgs(["--tls-mode", "TLS_REQUIRED"]).action, "run");
+    assert.equal(parseCliArgs(["--auth-mode", "AUTH_OPTIONAL", "--auth-user", "a:b"]).action, "run");
     assert.equal(parseCliArgs(["--max-size", "0"]).action, "run");
     assert.equal(parseCliArgs(["--ports", "2525:2526"]).action, "run");
   });
@@ -179,7 +226,23 @@ describe("parseCliArgs", () => {
     assert.deepEqual(parseCliArgs(["--version"]), { action: "version" });
     assert.deepEqual(parseCliArgs(["-V"]), { action: "version" });
     for (
-      const flag of ["--hosts", "--ports", "--maildir", "--max-size", "--max-recipients", "--crlf-mode", "--quiet"]
+      const flag of [
+        "--hosts",
+        "--ports",
+        "--maildir",
+        "--max-size",
+        "--max-recipients",
+        "--crlf-mode",
+        "--quiet",
+        "--tls-mode",
+        "--tls-port",
+        "--tls-cert",
+        "--tls-key",
+        "--auth-mode",
+        "--auth-user",
+        "--auth-mechanisms",
+        "--allow-insecure-auth",
+      ]
     ) {
       assert.ok(USAGE.includes(flag), `usage mentions ${flag}`);
     }
@@ -205,6 +268,35 @@ describe("parseCliArgs", () => {
     [["--max-recipients", "0"], /--max-recipients must be at least 1/],
     [["--max-recipients", "1.5"], /--max-recipients needs a whole number/],
     [["--crlf-mode", "LF"], /--crlf-mode must be one of CRLF_ENSURE, CRLF_LEAVE, CRLF_STRICT/],
+    [["--tls-mode", "STARTTLS"], /--tls-mode must be one of TLS_FORBIDDEN, TLS_OPTIONAL, TLS_REQUIRED, got "STARTTLS"/],
+    [["--tls-mode"], /argument missing/],
+    [["--tls-port", "99999"], /--tls-port: Invalid port "99999"/],
+    [["--tls-port", ""], /--tls-port: No ports defined/],
+    [["--tls-port", "465", "--tls-port", "465"], /--tls-port 465 is given twice/],
+    [["--tls-port", "2525"], /port 2525 is given both in --ports and --tls-port/],
+    [["--tls-key", "key.pem"], /--tls-key needs --tls-cert/],
+    [["--tls-mode", "TLS_OPTIONAL", "--tls-key", "key.pem"], /--tls-key needs --tls-cert/],
+    [["--tls-cert", "cert.pem"], /--tls-cert is unused while TLS is off: add --tls-mode .* or --tls-port/],
+    [["--tls-mode", "TLS_OPTIONAL", "--tls-cert="], /--tls-cert must not be empty/],
+    [["--tls-mode", "TLS_OPTIONAL", "--tls-cert", "c.pem", "--tls-key="], /--tls-key must not be empty/],
+    [["--auth-mode", "LOGIN"], /--auth-mode must be one of AUTH_FORBIDDEN, AUTH_OPTIONAL, AUTH_REQUIRED/],
+    [["--auth-mode", "AUTH_REQUIRED"], /--auth-mode AUTH_REQUIRED needs at least one --auth-user USER:PASSWORD/],
+    [["--auth-mode", "AUTH_OPTIONAL", "--auth-user", ":pw"], /--auth-user needs a user name before the colon/],
+    [["--auth-mode", "AUTH_OPTIONAL", "--auth-user", "alice:"], /--auth-user alice needs a password after the colon/],
+    [["--auth-mode", "AUTH_OPTIONAL", "--auth-user", "a:1", "--auth-user", "a:2"], /--auth-user a is given twice/],
+    [["--auth-user", "a:b"], /--auth-user is unused while AUTH is off: add --auth-mode/],
+    [["--auth-mechanisms", "PLAIN"], /--auth-mechanisms is unused while AUTH is off/],
+    [["--allow-insecure-auth"], /--allow-insecure-auth is unused while AUTH is off/],
+    [["--allow-insecure-auth=yes"], /does not take an argument/],
+    [
+      ["--auth-mode", "AUTH_OPTIONAL", "--auth-user", "a:b", "--auth-mechanisms", " , "],
+      /needs at least one mechanism/,
+    ],
+    [["--auth-mode", "AUTH_OPTIONAL", "--auth-user", "a:b", "--auth-mechanisms", "PLAIN,plain"], /lists PLAIN twice/],
+    [
+      ["--auth-mode", "AUTH_OPTIONAL", "--auth-user", "a:b", "--auth-mechanisms", "PLAIN,DIGEST-MD5"],
+      /--auth-mechanisms: unknown mechanism "DIGEST-MD5", use PLAIN, LOGIN, CRAM-MD5, XOAUTH2/,
+    ],
   ];
   for (const [argv, message] of invalid) {
     it(`rejects ${JSON.stringify(argv)}`, () => {
@@ -215,6 +307,15 @@ describe("parseCliArgs", () => {
       });
     });
   }
+
+  it("--auth-user without a colon: the error does not echo the value (it may be a password)", () => {
+    assert.throws(() => parseCliArgs(["--auth-mode", "AUTH_OPTIONAL", "--auth-user", "hunter2secret"]), (err) => {
+      assert.ok(err instanceof CliError);
+      assert.match(err.message, /--auth-user needs USER:PASSWORD/);
+      assert.ok(!err.message.includes("hunter2secret"), err.message);
+      return true;
+    });
+  });
 });
 
 for (const transport of TRANSPORTS) {
@@ -421,6 +522,439 @@ for (const transport of TRANSPORTS) {
 }
 
 // ---------------------------------------------------------------------------
+// TLS and AUTH
+
+const PASSWORD = "s3cr:et";
+const WRONG_PASSWORD = "n0t-the-pa55word";
+const FINGERPRINT = /^(?:[0-9A-F]{2}:){31}[0-9A-F]{2}$/;
+
+interface TestCertificate {
+  certPath: string;
+  keyPath: string;
+  pem: string;
+  fingerprint: string;
+}
+
+let certificateDir: string | undefined;
+let certificateCache: TestCertificate | undefined;
+after(() => {
+  if (certificateDir) rmSync(certificateDir, { recursive: true, force: true });
+});
+
+/** A throw-away self-signed certificate for 127.0.0.1 (EC P-256: quick to make), made with openssl once per run. */
+function testCertificate(): TestCertificate {
+  if (certificateCache) return certificateCache;
+  certificateDir = mkdtempSync(join(tmpdir(), "midi-cli-tls-"));
+  const certPath = join(certificateDir, "cert.pem");
+  const keyPath = join(certificateDir, "key.pem");
+  execFileSync("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    keyPath,
+    "-out",
+    certPath,
+    "-days",
+    "2",
+    "-subj",
+    "/CN=localhost",
+    "-addext",
+    "subjectAltName=DNS:localhost,IP:127.0.0.1",
+  ], { stdio: "ignore" });
+  const pem = readFileSync(certPath, "utf8");
+  certificateCache = { certPath, keyPath, pem, fingerprint: new X509Certificate(pem).fingerprint256 };
+  return certificateCache;
+}
+
+/** The configuration the command line `argv` makes, for withDevServer (which sets ports and the Maildir). */
+function fromFlags(argv: string[]): Partial<DevServerConfig> {
+  const command = parseCliArgs(["--ports", "0", ...argv]);
+  assert.ok(command.action === "run");
+  const { maildir: _maildir, ...config } = command.config;
+  return config;
+}
+
+/** The port of `server.addresses[index]`. */
+function portAt(server: MidiSmtpServer, index: number): number {
+  return Number(/:(\d+)$/.exec(server.addresses[index])![1]);
+}
+
+/** A nodemailer transport that pins `ca` and logs the SMTP dialogue (credentials masked by nodemailer) into `log`. */
+function tlsMailer(
+  port: number,
+  options: { secure?: boolean; ca?: string; auth?: Record<string, string>; log?: string[] },
+) {
+  const { secure = false, ca, auth, log } = options;
+  const push = (_entry: unknown, message: string, ...args: unknown[]) => log?.push(format(message, ...args));
+  return nodemailer.createTransport({
+    host: "127.0.0.1",
+    port,
+    secure,
+    requireTLS: !secure,
+    name: "nodemailer.test",
+    tls: ca ? { ca: [ca] } : { rejectUnauthorized: false },
+    auth,
+    connectionTimeout: 5000,
+    greetingTimeout: 5000,
+    socketTimeout: 5000,
+    logger: { trace: push, debug: push, info: push, warn: push, error: push, fatal: push },
+    debug: log !== undefined,
+  });
+}
+
+/** Sends one message with a fresh transport and closes it. */
+async function sendOne(mailer: ReturnType<typeof nodemailer.createTransport>, subject: string): Promise<void> {
+  try {
+    const info = await mailer.sendMail({
+      from: "sender@example.com",
+      to: "rcpt@example.org",
+      subject,
+      text: `${subject}\n`,
+    });
+    assert.deepEqual(info.accepted, ["rcpt@example.org"]);
+  } finally {
+    mailer.close();
+  }
+}
+
+/** The stored messages as `"subject: protocol"` (the protocol in their Received header), sorted. */
+function storedProtocols(dir: string): string[] {
+  return files(dir, "new").map((name) => {
+    const { headers, data } = splitStored(join(dir, "new", name), "ESMTPS?A?");
+    const protocol = / with (\S+) id /.exec(headers[2])![1];
+    const subject = /^Subject: (.*)\r$/m.exec(Buffer.from(data).toString("latin1"))![1];
+    return `${subject}: ${protocol}`;
+  }).sort();
+}
+
+/** PEM of a DER certificate. */
+function pemOf(der: Uint8Array): string {
+  const base64 = Buffer.from(der).toString("base64").replace(/.{64}/g, "$&\n").replace(/\n$/, "");
+  return `-----BEGIN CERTIFICATE-----\n${base64}\n-----END CERTIFICATE-----\n`;
+}
+
+/**
+ * Connects to `port`, runs EHLO and STARTTLS (or, if `implicit`, TLS at once)
+ * without verifying the server, and resolves with the certificate it showed.
+ */
+function peerCertificate(port: number, implicit = false): Promise<{ fingerprint: string; pem: string }> {
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      const secured = (socket: tls.TLSSocket) => {
+        const peer = socket.getPeerCertificate();
+        resolve({ fingerprint: peer.fingerprint256, pem: pemOf(peer.raw) });
+        // end(), not destroy(): a client that vanishes right after its side of the handshake leaves the
+        // server's side pending until tlsHandshakeTimeout (10 s), and stop() waits for it.
+        socket.end();
+      };
+      if (implicit) {
+        const socket: tls.TLSSocket = tls.connect(
+          { host: "127.0.0.1", port, rejectUnauthorized: false },
+          () => secured(socket),
+        );
+        socket.on("error", reject);
+        return;
+      }
+      const plain = net.connect(port, "127.0.0.1");
+      plain.on("error", reject);
+      let text = "";
+      let step = 0;
+      plain.on("data", (chunk: Buffer) => {
+        text += chunk.toString("latin1");
+        if (!/^\d{3} .*\r\n/m.test(text)) return; // a whole reply yet?
+        const reply = text;
+        text = "";
+        if (step === 0) plain.write("EHLO tls.client.example\r\n");
+        else if (step === 1) {
+          if (!/^250[ -]STARTTLS\r$/m.test(reply)) return reject(new Error(`no STARTTLS in ${reply}`));
+          plain.write("STARTTLS\r\n");
+        } else {
+          if (!reply.startsWith("220 ")) return reject(new Error(`STARTTLS refused: ${reply}`));
+          plain.removeAllListeners("data");
+          const socket: tls.TLSSocket = tls.connect(
+            { socket: plain, rejectUnauthorized: false },
+            () => secured(socket),
+          );
+          socket.on("error", reject);
+        }
+        step++;
+      });
+    }),
+    5000,
+    implicit ? "TLS handshake" : "STARTTLS",
+  );
+}
+
+for (const transport of TRANSPORTS) {
+  describe(`dev server with TLS and AUTH (${transport.name} transport)`, () => {
+    it(
+      "TLS_REQUIRED + AUTH_REQUIRED, own certificate: PLAIN, LOGIN, CRAM-MD5 and XOAUTH2 over STARTTLS, stored as ESMTPSA",
+      TEST_OPTIONS,
+      async () => {
+        const cert = testCertificate();
+        const config = fromFlags([
+          "--tls-mode",
+          "TLS_REQUIRED",
+          "--tls-cert",
+          cert.certPath,
+          "--tls-key",
+          cert.keyPath,
+          "--auth-mode",
+          "AUTH_REQUIRED",
+          "--auth-user",
+          `alice:${PASSWORD}`,
+          "--auth-user",
+          "bob:other",
+          "--auth-mechanisms",
+          "PLAIN,LOGIN,CRAM-MD5,XOAUTH2",
+        ]);
+        await withDevServer(transport, config, async ({ server, port, dir, stdout, stderr }) => {
+          assert.equal(server.tlsFingerprint, cert.fingerprint);
+          const lines = stdout.text.split("\n");
+          assert.match(lines[0], /^midi-smtp-server listening on /);
+          assert.equal(lines[1], "TLS: STARTTLS required");
+          assert.equal(lines[2], `TLS: certificate ${cert.certPath}, SHA-256 fingerprint ${cert.fingerprint}`);
+          assert.equal(
+            lines[3],
+            "AUTH: required, over TLS only; mechanisms PLAIN LOGIN CRAM-MD5 XOAUTH2; users alice, bob",
+          );
+          assert.equal(stderr.text, "", "no warning");
+
+          // Before STARTTLS: no AUTH offered, no mail.
+          const client = await RawClient.connect(port);
+          try {
+            await client.expect(220);
+            const ehlo = await client.command("EHLO raw.client.example");
+            assert.ok(ehlo.lines.includes("STARTTLS"), ehlo.raw);
+            assert.ok(!ehlo.lines.some((l) => l.startsWith("AUTH")), ehlo.raw);
+            assert.equal((await client.command("MAIL FROM:<a@example.com>")).code, 530);
+            assert.equal((await client.command("AUTH PLAIN")).code, 530);
+          } finally {
+            client.close();
+          }
+
+          const log: string[] = [];
+          for (const method of ["PLAIN", "LOGIN", "CRAM-MD5"]) {
+            await sendOne(
+              tlsMailer(port, { ca: cert.pem, auth: { user: "alice", pass: PASSWORD, method }, log }),
+              `via ${method}`,
+            );
+            assert.ok(log.some((l) => l.includes(`AUTH ${method}`)), `nodemailer used ${method}`);
+          }
+          await sendOne(
+            tlsMailer(port, { ca: cert.pem, auth: { type: "OAuth2", user: "alice", accessToken: PASSWORD }, log }),
+            "via XOAUTH2",
+          );
+          assert.ok(log.some((l) => l.includes("AUTH XOAUTH2")), "nodemailer used XOAUTH2");
+
+          // A wrong password, a wrong user and a right password of another user all get 535.
+          for (
+            const [user, pass, method] of [
+              ["alice", WRONG_PASSWORD, "PLAIN"],
+              ["alice", WRONG_PASSWORD, "CRAM-MD5"],
+              ["mallory", PASSWORD, "LOGIN"],
+              ["bob", PASSWORD, "PLAIN"],
+            ]
+          ) {
+            await assert.rejects(
+              sendOne(tlsMailer(port, { ca: cert.pem, auth: { user, pass, method } }), "refused"),
+              (err: { code?: string; responseCode?: number }) => {
+                assert.equal(err.code, "EAUTH", String(err));
+                assert.equal(err.responseCode, 535, String(err));
+                return true;
+              },
+              `${user} with ${method}`,
+            );
+          }
+          await assert.rejects(
+            sendOne(
+              tlsMailer(port, { ca: cert.pem, auth: { type: "OAuth2", user: "alice", accessToken: WRONG_PASSWORD } }),
+              "refused",
+            ),
+            (err: { code?: string }) => err.code === "EAUTH",
+          );
+
+          assert.deepEqual(storedProtocols(dir), [
+            "via CRAM-MD5: ESMTPSA",
+            "via LOGIN: ESMTPSA",
+            "via PLAIN: ESMTPSA",
+            "via XOAUTH2: ESMTPSA",
+          ]);
+          assert.match(stderr.text, /\[WARN\] AUTH PLAIN failed for "alice" from 127\.0\.0\.1\n/);
+          assert.match(stderr.text, /\[WARN\] AUTH LOGIN failed for "mallory" from 127\.0\.0\.1\n/);
+          assert.match(stderr.text, /\[WARN\] AUTH CRAM-MD5 failed for "alice" from 127\.0\.0\.1\n/);
+          for (const text of [stdout.text, stderr.text]) {
+            assert.ok(!text.includes(PASSWORD) && !text.includes(WRONG_PASSWORD), `no password printed: ${text}`);
+          }
+        });
+      },
+    );
+
+    it(
+      "implicit TLS with --tls-port 0: nodemailer secure: true, with AUTH (ESMTPSA) and without (ESMTPS)",
+      TEST_OPTIONS,
+      async () => {
+        const cert = testCertificate();
+        const config = fromFlags([
+          "--tls-port",
+          "0",
+          "--tls-cert",
+          cert.certPath,
+          "--tls-key",
+          cert.keyPath,
+          "--auth-mode",
+          "AUTH_OPTIONAL",
+          "--auth-user",
+          `alice:${PASSWORD}`,
+        ]);
+        await withDevServer(transport, config, async ({ server, port, dir, stdout, stderr }) => {
+          assert.equal(server.addresses.length, 2);
+          const tlsPort = portAt(server, 1);
+          assert.notEqual(tlsPort, port);
+          assert.ok(stdout.text.includes(`\nTLS: no STARTTLS; implicit TLS on 127.0.0.1:${tlsPort}\n`), stdout.text);
+          assert.ok(
+            stdout.text.includes(`\nTLS: certificate ${cert.certPath}, SHA-256 fingerprint ${cert.fingerprint}\n`),
+          );
+          // AUTH is offered on the TLS port only: the dev server says so.
+          assert.match(stderr.text, /warning: AUTH will be offered only on the implicit TLS ports/);
+
+          const authed = tlsMailer(tlsPort, {
+            secure: true,
+            ca: cert.pem,
+            auth: { user: "alice", pass: PASSWORD, method: "PLAIN" },
+          });
+          await sendOne(authed, "implicit with auth");
+          await sendOne(tlsMailer(tlsPort, { secure: true, ca: cert.pem }), "implicit without auth");
+          // The plain port offers neither STARTTLS nor AUTH.
+          const client = await RawClient.connect(port);
+          try {
+            await client.expect(220);
+            const ehlo = await client.command("EHLO raw.client.example");
+            assert.ok(!ehlo.lines.some((l) => l === "STARTTLS" || l.startsWith("AUTH")), ehlo.raw);
+          } finally {
+            client.close();
+          }
+          const plain = nodemailer.createTransport({ host: "127.0.0.1", port, ignoreTLS: true, name: "plain.test" });
+          await sendOne(plain, "plain");
+          assert.deepEqual(storedProtocols(dir), [
+            "implicit with auth: ESMTPSA",
+            "implicit without auth: ESMTPS",
+            "plain: ESMTP",
+          ]);
+        });
+      },
+    );
+
+    it(
+      "--allow-insecure-auth: AUTH without TLS (ESMTPA); acting as another user is refused",
+      TEST_OPTIONS,
+      async () => {
+        const config = fromFlags([
+          "--auth-mode",
+          "AUTH_REQUIRED",
+          "--auth-user",
+          `alice:${PASSWORD}`,
+          "--allow-insecure-auth",
+        ]);
+        await withDevServer(transport, config, async ({ port, dir, stdout, stderr }) => {
+          assert.match(
+            stdout.text,
+            /^AUTH: required, with or without TLS; mechanisms PLAIN LOGIN CRAM-MD5; users alice$/m,
+          );
+          assert.doesNotMatch(stdout.text, /^TLS:/m);
+          assert.equal(stderr.text, "", "no warning");
+          const plain = (text: string) => Buffer.from(text, "utf8").toString("base64");
+          const client = await RawClient.connect(port);
+          try {
+            await client.expect(220);
+            const ehlo = await client.command("EHLO raw.client.example");
+            assert.ok(ehlo.lines.includes("AUTH PLAIN LOGIN CRAM-MD5"), ehlo.raw);
+            assert.equal((await client.command("MAIL FROM:<a@example.com>")).code, 530);
+            assert.equal((await client.command(`AUTH PLAIN ${plain(`bob\0alice\0${PASSWORD}`)}`)).code, 535);
+            assert.equal((await client.command(`AUTH PLAIN ${plain(`alice\0alice\0${PASSWORD}`)}`)).code, 235);
+            await client.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+            for (const code of [250, 250, 354]) await client.expect(code);
+            await client.send("Subject: insecure\r\n\r\nbody\r\n.\r\n");
+            await client.expect(250);
+          } finally {
+            client.close();
+          }
+          assert.deepEqual(storedProtocols(dir), ["insecure: ESMTPA"]);
+          assert.match(stderr.text, /AUTH PLAIN failed for "alice"/);
+          assert.ok(!stderr.text.includes(PASSWORD));
+        });
+      },
+    );
+
+    it("AUTH with TLS off: a warning that AUTH is not offered, and what to add", TEST_OPTIONS, async () => {
+      const config = fromFlags(["--auth-mode", "AUTH_REQUIRED", "--auth-user", `alice:${PASSWORD}`]);
+      await withDevServer(transport, config, async ({ port, stderr }) => {
+        assert.match(
+          stderr.text,
+          /^midi-smtp-server: warning: AUTH will not be offered: it is offered only over TLS, and TLS is off .*so with AUTH_REQUIRED no client can send mail; add --tls-mode TLS_OPTIONAL .* or --allow-insecure-auth/m,
+        );
+        const client = await ehloClient(port);
+        try {
+          assert.equal((await client.command("AUTH PLAIN")).code, 538);
+          assert.equal((await client.command("MAIL FROM:<a@example.com>")).code, 530);
+        } finally {
+          client.close();
+        }
+      });
+    });
+  });
+}
+
+describe("runDevServer with a bad TLS or AUTH configuration", () => {
+  it(
+    "rejects a configuration parseCliArgs would refuse, and a certificate file it cannot read",
+    TEST_OPTIONS,
+    async () => {
+      const base = mkdtempSync(join(tmpdir(), "midi-cli-"));
+      try {
+        const maildir = join(base, "mail");
+        await assert.rejects(
+          runDevServer({ ...DEFAULT_CONFIG, ports: "0", maildir, authMode: "AUTH_OPTIONAL" }, {
+            transport: TRANSPORTS[0],
+          }),
+          (err) => err instanceof CliError && /needs at least one --auth-user/.test(err.message),
+        );
+        await assert.rejects(
+          runDevServer(
+            {
+              ...DEFAULT_CONFIG,
+              ports: "0",
+              maildir,
+              authMode: "AUTH_OPTIONAL",
+              authUsers: [{ user: "", password: "x" }],
+            },
+            { transport: TRANSPORTS[0] },
+          ),
+          /--auth-user needs a user name/,
+        );
+        const missing = join(base, "missing.pem");
+        const stdout = new Sink();
+        await assert.rejects(
+          runDevServer(
+            { ...DEFAULT_CONFIG, ports: "0", maildir, tlsMode: "TLS_REQUIRED", tlsCert: missing },
+            { transport: TRANSPORTS[0], stdout, stderr: new Sink() },
+          ),
+          (err) => err instanceof Error && err.message.includes(missing),
+        );
+        assert.equal(stdout.text, "", "never listened");
+      } finally {
+        rmSync(base, { recursive: true, force: true });
+      }
+    },
+  );
+});
+
+// ---------------------------------------------------------------------------
 // The CLI as a child process of the runtime running this file.
 
 /** The command that runs `script` with this runtime. */
@@ -518,6 +1052,33 @@ describe(`CLI as a ${runtime} child process`, () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it(
+    "--tls-mode TLS_OPTIONAL: prints the self-signed certificate's fingerprint, the one STARTTLS shows (ESMTPS)",
+    CHILD_TEST_OPTIONS,
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "midi-cli-child-"));
+      const cli = new Cli(["--tls-mode", "TLS_OPTIONAL", "--ports", "0", "--maildir", dir]);
+      try {
+        await until(() => /^TLS: self-signed/m.test(cli.stdout) || cli.child.exitCode !== null, "the TLS line", 20_000);
+        const port = /listening on 127\.0\.0\.1:(\d+) /.exec(cli.stdout)?.[1];
+        const m = /^TLS: self-signed certificate, SHA-256 fingerprint (\S+)$/m.exec(cli.stdout);
+        assert.ok(port && m, `stdout ${JSON.stringify(cli.stdout)}, stderr ${JSON.stringify(cli.stderr)}`);
+        assert.match(m[1], FINGERPRINT);
+        assert.match(cli.stdout, /^TLS: STARTTLS offered$/m);
+        const seen = await peerCertificate(Number(port));
+        assert.equal(seen.fingerprint, m[1]);
+        // Pinned: the certificate the client saw is trusted as it is (its SAN holds 127.0.0.1).
+        await sendOne(tlsMailer(Number(port), { ca: seen.pem }), "pinned");
+        assert.deepEqual(storedProtocols(dir), ["pinned: ESMTPS"]);
+        cli.signal("SIGTERM");
+        assert.deepEqual(await cli.exit(), { code: 0, signal: null }, `stderr ${JSON.stringify(cli.stderr)}`);
+      } finally {
+        await cli.kill();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it("SIGINT stops it too, with exit 0", CHILD_TEST_OPTIONS, async () => {
     const dir = mkdtempSync(join(tmpdir(), "midi-cli-child-"));
