@@ -89,6 +89,7 @@ export class MidiSmtpServer implements SmtpdHooks {
   #transport: Transport | undefined;
   #listeners: Listener[] = [];
   #addresses: string[] | undefined;
+  #tlsAddresses: string[] = [];
   #sessions = new Set<Session>();
   #waiting: Array<{ conn: Connection; admit: (ok: boolean) => void }> = [];
   #connections = 0;
@@ -148,6 +149,11 @@ export class MidiSmtpServer implements SmtpdHooks {
     return hosts.flatMap((host, i) => ports[Math.min(i, ports.length - 1)].map((port) => formatAddress(host, port)));
   }
 
+  /** The bound addresses that speak implicit TLS (a subset of {@link addresses}); empty before start. */
+  get tlsAddresses(): string[] {
+    return this.#addresses ? [...this.#tlsAddresses] : [];
+  }
+
   /** Binds every address and starts accepting; resolves once all listeners are bound. */
   async start(): Promise<void> {
     if (this.#state !== "new" && this.#state !== "stopped") throw new Error("Service was already started");
@@ -167,7 +173,9 @@ export class MidiSmtpServer implements SmtpdHooks {
           (conn) => this.#accept(conn),
         );
         this.#listeners.push(listener);
-        bound.push(formatAddress(listener.address.hostname, listener.address.port));
+        const address = formatAddress(listener.address.hostname, listener.address.port);
+        bound.push(address);
+        if (implicitTls) this.#tlsAddresses.push(address);
       };
       for (let i = 0; i < hosts.length; i++) {
         for (const ip of ips[i]) {
@@ -180,6 +188,7 @@ export class MidiSmtpServer implements SmtpdHooks {
       this.log(null, "info", `listening on ${bound.join(", ")} (${this.#transport.name} transport)`);
     } catch (err) {
       await Promise.all(this.#listeners.splice(0).map((l) => l.close()));
+      this.#tlsAddresses = [];
       this.#state = "stopped";
       this.#resolveJoined();
       throw err;
@@ -248,6 +257,7 @@ export class MidiSmtpServer implements SmtpdHooks {
     for (const session of this.#sessions) session.abort();
     await this.#sessionsEnded(1000);
     this.#addresses = undefined;
+    this.#tlsAddresses = [];
     this.#state = "stopped";
     this.#resolveJoined();
   }

@@ -411,6 +411,8 @@ async function withServer(
     ...options,
   });
   const addresses = running.server.addresses;
+  // Implicit-TLS listeners are bound after the plain ones, and tlsAddresses names them.
+  assert.deepEqual(running.server.tlsAddresses, addresses.slice(1));
   const srv: TlsServer = { ...running, tlsPort: addresses.length > 1 ? portOf(addresses[1]) : 0, messages };
   try {
     await withTimeout(body(srv), 15_000, "test body");
