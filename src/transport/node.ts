@@ -103,12 +103,20 @@ export function upgradeDuplexToTls(
       raw.destroy();
       reject(err);
     };
+    const closed = () => fail(new Error("connection closed during the TLS handshake"));
     secureSocket.once("error", fail);
-    secureSocket.once("close", () => fail(new Error("connection closed during the TLS handshake")));
+    secureSocket.once("close", closed);
+    // With allowHalfOpen a client's FIN emits only 'end', and only on a flowing
+    // stream: let it flow (no application data exists before 'secure') so a
+    // client that leaves mid-handshake is noticed at once, not at the timeout.
+    secureSocket.once("end", closed);
+    secureSocket.resume();
     secureSocket.once("secure", () => {
       clearTimeout(timer);
+      secureSocket.pause();
       secureSocket.removeAllListeners("error");
       secureSocket.removeAllListeners("close");
+      secureSocket.removeListener("end", closed);
       resolve(new NodeSocketConnection(secureSocket, addresses.local, addresses.remote, tlsInfoOf(secureSocket)));
     });
   });
