@@ -1,0 +1,240 @@
+/**
+ * Turns the measurements into markdown (one table per question) and puts it
+ * into BENCHMARKS.md between two marker comments, leaving the rest of the
+ * file (the reading of the numbers) alone.
+ *
+ * @module
+ */
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import type { Spread } from "./stats.ts";
+import type { Machine } from "./machine.ts";
+import type { SmtpSourceResult } from "./smtp_source.ts";
+import type { Workload } from "./workloads.ts";
+
+/** One workload on one target. */
+export interface CellResult {
+  /** Workload name. */
+  readonly workload: string;
+  /** Target name. */
+  readonly target: string;
+  /** Accepted msgs/s over the measured runs. */
+  readonly msgsPerSec: Spread;
+  /** MB/s (10^6 payload bytes per second) over the runs. */
+  readonly mbPerSec: Spread;
+  /** Server CPU seconds per run. */
+  readonly serverCpuSec: Spread;
+  /** Load generator CPU seconds per run. */
+  readonly genCpuSec: Spread;
+  /** CPU seconds per run that neither server nor generator used (other processes, steal): the noise. */
+  readonly otherCpuSec: Spread;
+  /** Server peak RSS (VmHWM) over warm-up and runs, bytes. */
+  readonly peakRssBytes: number;
+  /** Messages per run. */
+  readonly messages: number;
+  /** Failures summed over the runs (the warm-up must have none). */
+  readonly failures: number;
+  /** The first failure, if any. */
+  readonly firstFailure?: string;
+  /** Why the cell has no numbers, if it has none. */
+  readonly error?: string;
+  /** The smtp-source cross-check, when it ran. */
+  readonly smtpSource?: SmtpSourceResult;
+}
+
+/** Idle connections held against one target. */
+export interface IdleResult {
+  /** Target name. */
+  readonly target: string;
+  /** Connections asked for. */
+  readonly count: number;
+  /** Connections that got their 220 and were held. */
+  readonly held: number;
+  /** Server RSS before the connections, bytes. */
+  readonly rssBefore: number;
+  /** Server RSS with the connections open, bytes. */
+  readonly rssAfter: number;
+  /** Why there are no numbers, if there are none. */
+  readonly error?: string;
+}
+
+/** Everything one run of the benchmark produced. */
+export interface BenchReport {
+  /** When it started (ISO 8601). */
+  readonly date: string;
+  /** The command line. */
+  readonly command: string;
+  /** Which library code was measured. */
+  readonly library: string;
+  /** The machine. */
+  readonly machine: Machine;
+  /** Measured runs per cell. */
+  readonly runs: number;
+  /** Whether `--quick` counts were used. */
+  readonly quick: boolean;
+  /** The workloads, as run. */
+  readonly workloads: readonly Workload[];
+  /** Reference target for the ratios. */
+  readonly reference: string;
+  /** Whether smtp-source ran, or why not. */
+  readonly smtpSource: string;
+  /** Results in table order. */
+  readonly cells: readonly CellResult[];
+  /** The idle-connection measurements. */
+  readonly idle: readonly IdleResult[];
+}
+
+/** Where the generated section of BENCHMARKS.md starts. */
+export const BEGIN_MARK = "<!-- bench:results:begin (written by `deno task bench --write`; do not edit by hand) -->";
+/** Where the generated section of BENCHMARKS.md ends. */
+export const END_MARK = "<!-- bench:results:end -->";
+
+const MiB = 1024 * 1024;
+
+function fixed(n: number, digits: number): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : "n/a";
+}
+
+/** Digits that suit the magnitude: 12345, 1234, 123.4, 12.35, 1.235. */
+function num(n: number): string {
+  if (!Number.isFinite(n)) return "n/a";
+  const a = Math.abs(n);
+  return a >= 1000 ? n.toFixed(0) : a >= 100 ? n.toFixed(1) : a >= 10 ? n.toFixed(2) : n.toFixed(3);
+}
+
+function rate(s: Spread): string {
+  if (!Number.isFinite(s.median)) return "n/a";
+  return s.min === s.max ? num(s.median) : `${num(s.median)} (${num(s.min)}–${num(s.max)})`;
+}
+
+function ratio(value: number, reference: number | undefined): string {
+  if (reference === undefined || !Number.isFinite(value) || !(reference > 0)) return "n/a";
+  return `${(value / reference).toFixed(2)}x`;
+}
+
+function machineLines(r: BenchReport): string[] {
+  const m = r.machine;
+  const v = m.versions;
+  return [
+    `- Date: ${r.date}; library: ${r.library}`,
+    `- Machine: ${m.cpus} CPUs (${m.cpuModel}), ${fixed(m.memoryGiB, 1)} GiB RAM, Linux ${m.kernel}; ` +
+    "server and load generator share these cores, so every number includes the generator's share.",
+    `- Runtimes: Deno ${v.deno}, Bun ${v.bun}, Node ${v.node}; smtp-server ${v["smtp-server"]}; Postfix ${v.postfix}`,
+    `- Command: \`${r.command}\`; ${r.runs} measured run(s) per cell${r.quick ? " (--quick counts)" : ""}, ` +
+    "each in a fresh load-generator process; every target restarted per workload.",
+  ];
+}
+
+function workloadLines(r: BenchReport): string[] {
+  return r.workloads.map((w) => {
+    const count = r.quick ? w.quickMessages : w.messages;
+    const warm = r.quick ? 0 : w.warmup;
+    return `- **${w.name}**: ${w.description}; ${count} messages per run, ${warm} warm-up; ` +
+      `smtp-source workload \`${w.smtpSource}\``;
+  });
+}
+
+function mainTable(r: BenchReport): string[] {
+  const lines = [
+    "| workload | target | msgs/s median (min–max) | MB/s | vs smtp-server | server CPU s/run | server CPU µs/msg " +
+    "| peak RSS MiB | loadgen CPU s/run | other CPU s/run | smtp-source msgs/s (vs smtp-server) | failures |",
+    "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+  ];
+  for (const w of r.workloads) {
+    const cells = r.cells.filter((c) => c.workload === w.name);
+    const ref = cells.find((c) => c.target === r.reference);
+    for (const c of cells) {
+      if (c.error) {
+        lines.push(`| ${w.name} | ${c.target} | error: ${c.error.replaceAll("|", "/").slice(0, 160)} ||||||||||`);
+        continue;
+      }
+      const s = c.smtpSource;
+      const source = s === undefined
+        ? "–"
+        : Number.isFinite(s.msgsPerSec)
+        ? `${num(s.msgsPerSec)} (${ratio(s.msgsPerSec, ref?.smtpSource?.msgsPerSec)})`
+        : s.status;
+      lines.push(
+        [
+          w.name,
+          c.target,
+          rate(c.msgsPerSec),
+          num(c.mbPerSec.median),
+          c.target === r.reference ? "1.00x (ref)" : ratio(c.msgsPerSec.median, ref?.msgsPerSec.median),
+          fixed(c.serverCpuSec.median, 2),
+          fixed((c.serverCpuSec.median / c.messages) * 1e6, 0),
+          fixed(c.peakRssBytes / MiB, 1),
+          fixed(c.genCpuSec.median, 2),
+          fixed(c.otherCpuSec.median, 2),
+          source,
+          c.failures === 0 ? "0" : `${c.failures} (${(c.firstFailure ?? "").replaceAll("|", "/")})`,
+        ].join(" | ").replace(/^/, "| ").concat(" |"),
+      );
+    }
+  }
+  return lines;
+}
+
+function legend(): string[] {
+  return [
+    "Columns: msgs/s = messages accepted per second (median of the runs, min–max); MB/s = message bytes, " +
+    "10^6 B/s; vs smtp-server = ratio of the msgs/s medians in this run; server CPU = utime + stime of the " +
+    "server process (all threads) over a run, and that divided by the messages; peak RSS = VmHWM of the server " +
+    "(warm-up and runs; a fresh process per workload); loadgen CPU = the generator's own CPU in the measured " +
+    "window; other CPU = busy CPU of the whole machine in that window minus server and generator (other " +
+    "processes, hypervisor steal: the noise); smtp-source = the same workload driven by Postfix's generator.",
+  ];
+}
+
+function idleTable(r: BenchReport): string[] {
+  if (r.idle.length === 0) return [];
+  const count = r.idle[0].count;
+  const lines = [
+    `Idle connections: ${count} clients connect, read the 220 greeting and stay silent; server RSS before and ` +
+    "after (VmRSS, about 1 s after the last one connected).",
+    "",
+    "| target | connections held | RSS before MiB | RSS with connections MiB | KiB per connection |",
+    "|---|--:|--:|--:|--:|",
+  ];
+  for (const i of r.idle) {
+    if (i.error) {
+      lines.push(`| ${i.target} | error: ${i.error.replaceAll("|", "/").slice(0, 160)} ||||`);
+      continue;
+    }
+    const per = i.held > 0 ? (i.rssAfter - i.rssBefore) / i.held / 1024 : NaN;
+    lines.push(
+      `| ${i.target} | ${i.held} | ${fixed(i.rssBefore / MiB, 1)} | ${fixed(i.rssAfter / MiB, 1)} | ${fixed(per, 1)} |`,
+    );
+  }
+  return lines;
+}
+
+/** The results as markdown (what goes between the markers). */
+export function renderMarkdown(r: BenchReport): string {
+  return [
+    ...machineLines(r),
+    "",
+    "Workloads (our load generator, scripts/bench/loadgen.ts: PIPELINING on, every reply code checked):",
+    "",
+    ...workloadLines(r),
+    "",
+    `smtp-source cross-check: ${r.smtpSource}.`,
+    "",
+    ...mainTable(r),
+    "",
+    ...legend(),
+    "",
+    ...idleTable(r),
+  ].join("\n").trimEnd() + "\n";
+}
+
+/** Replaces the generated section of `path` (creating the file or the section when missing). */
+export function writeSection(path: string, markdown: string): void {
+  const section = `${BEGIN_MARK}\n\n${markdown}\n${END_MARK}`;
+  const old = existsSync(path) ? readFileSync(path, "utf8") : "# Benchmarks\n";
+  const begin = old.indexOf(BEGIN_MARK);
+  const end = old.indexOf(END_MARK);
+  const next = begin >= 0 && end > begin
+    ? old.slice(0, begin) + section + old.slice(end + END_MARK.length)
+    : `${old.trimEnd()}\n\n## Results\n\n${section}\n`;
+  writeFileSync(path, next);
+}

@@ -1,0 +1,192 @@
+/**
+ * The benchmark in one command: our server on Deno, Bun and Node (npm build)
+ * against nodemailer's smtp-server on Node, measured in the same run.
+ *
+ *   deno task bench [options]          (= ./node_modules/.bin/deno run -A scripts/bench/run.ts)
+ *   npm run bench -- [options]
+ *
+ * Options:
+ *   --quick            small counts, one run, no warm-up, 1000 idle connections (a smoke run, < 2 min)
+ *   --runs N           measured runs per cell, reported as median (min–max) [3; 1 with --quick]
+ *   --write            also replace the results section of BENCHMARKS.md
+ *   --ref REF          measure a git ref (e.g. HEAD) instead of the working tree
+ *   --targets a,b      only these targets (ours-deno, ours-bun, ours-node, smtp-server-node)
+ *   --workloads a,b    only these workloads (w1, w1-conn, w2, w3)
+ *   --idle N           idle connections for the memory test; 0 skips it [5000]
+ *   --no-smtp-source   skip the Postfix smtp-source cross-check
+ *
+ * Steps: copy the library into a temporary directory and build its npm
+ * package there (so edits during the run change nothing); then for each
+ * workload and target, one after the other: start the target, warm it up,
+ * measure with scripts/bench/loadgen.ts (a separate Node process per run),
+ * read the server's CPU and peak RSS from /proc, cross-check with
+ * smtp-source where installed, stop the target. Progress goes to stderr,
+ * the markdown result to stdout.
+ *
+ * @module
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import os from "node:os";
+import { join, resolve } from "node:path";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { intOption, UsageError } from "./lib/args.ts";
+import { prepareLibrary } from "./lib/library.ts";
+import { describeMachine } from "./lib/machine.ts";
+import { measureCell, measureIdle } from "./lib/measure.ts";
+import { type BenchReport, type CellResult, type IdleResult, renderMarkdown, writeSection } from "./lib/report.ts";
+import { findSmtpSourceBench } from "./lib/smtp_source.ts";
+import { REFERENCE, TARGETS, type Toolchain } from "./lib/targets.ts";
+import { WORKLOADS } from "./lib/workloads.ts";
+
+const REPO = resolve(fileURLToPath(new URL("../..", import.meta.url)));
+
+interface Options {
+  quick: boolean;
+  runs: number;
+  write: boolean;
+  ref: string | undefined;
+  targets: string[];
+  workloads: string[];
+  idle: number;
+  smtpSource: boolean;
+}
+
+function pick(name: string, value: string | undefined, known: readonly string[]): string[] {
+  if (value === undefined) return [...known];
+  const list = value.split(",").map((s) => s.trim()).filter(Boolean);
+  const unknown = list.filter((s) => !known.includes(s));
+  if (unknown.length > 0 || list.length === 0) {
+    throw new UsageError(`--${name}: unknown ${unknown.join(", ") || "(empty)"}; known: ${known.join(", ")}`);
+  }
+  return known.filter((k) => list.includes(k));
+}
+
+function parse(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: "boolean" },
+      runs: { type: "string" },
+      write: { type: "boolean" },
+      ref: { type: "string" },
+      targets: { type: "string" },
+      workloads: { type: "string" },
+      idle: { type: "string" },
+      "no-smtp-source": { type: "boolean" },
+    },
+    strict: true,
+  });
+  const quick = values.quick ?? false;
+  return {
+    quick,
+    runs: intOption("runs", values.runs, quick ? 1 : 3, 1),
+    write: values.write ?? false,
+    ref: values.ref,
+    targets: pick("targets", values.targets, TARGETS.map((t) => t.name)),
+    workloads: pick("workloads", values.workloads, WORKLOADS.map((w) => w.name)),
+    idle: intOption("idle", values.idle, quick ? 1000 : 5000),
+    smtpSource: !values["no-smtp-source"],
+  };
+}
+
+/** `node` from PATH: run.ts itself usually runs under Deno, whose execPath is deno. */
+function findNode(): string {
+  try {
+    return execFileSync("bash", ["-c", "command -v node"], { encoding: "utf8" }).trim() || "node";
+  } catch {
+    return "node";
+  }
+}
+
+function progress(msg: string): void {
+  process.stderr.write(`bench: ${msg}\n`);
+}
+
+async function main(): Promise<number> {
+  let opts: Options;
+  try {
+    opts = parse(process.argv.slice(2));
+  } catch (err) {
+    console.error(`bench: ${(err as Error).message}`);
+    return 2;
+  }
+  const began = Date.now();
+  const bin = (name: string) => join(REPO, "node_modules", ".bin", name);
+  const tools: Toolchain = { repo: REPO, deno: bin("deno"), bun: bin("bun"), node: findNode() };
+  const tmp = mkdtempSync(join(os.tmpdir(), "midi-bench-"));
+  try {
+    progress(`building the npm package of ${opts.ref ?? "the working tree"} in ${tmp}`);
+    const lib = await prepareLibrary(REPO, tmp, opts.ref, tools.node);
+    const wrapper = opts.smtpSource ? findSmtpSourceBench(REPO) : undefined;
+    const smtpSourceNote = wrapper
+      ? `Postfix smtp-source via ${wrapper}, one command at a time, same counts and runs, no warm-up (it runs right after ours, on the same server process)`
+      : opts.smtpSource
+      ? "skipped (smtp-source or shared/tools/smtp-source-bench.sh not found)"
+      : "skipped (--no-smtp-source)";
+    const targets = TARGETS.filter((t) => opts.targets.includes(t.name));
+    const workloads = WORKLOADS.filter((w) => opts.workloads.includes(w.name));
+    const cells: CellResult[] = [];
+    for (const w of workloads) {
+      for (const target of targets) {
+        progress(`${w.name} on ${target.name}`);
+        const t0 = Date.now();
+        const cell = await measureCell(
+          target,
+          w,
+          {
+            runs: opts.runs,
+            messages: opts.quick ? w.quickMessages : w.messages,
+            warmup: opts.quick ? 0 : w.warmup,
+            smtpSourceWrapper: wrapper,
+          },
+          tools,
+          lib,
+          progress,
+        );
+        if (cell.error) progress(`  error: ${cell.error}`);
+        progress(`  (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+        cells.push(cell);
+      }
+    }
+    const idle: IdleResult[] = [];
+    if (opts.idle > 0) {
+      for (const target of targets) {
+        progress(`${opts.idle} idle connections on ${target.name}`);
+        const result = await measureIdle(target, opts.idle, tools, lib);
+        if (result.error) progress(`  error: ${result.error}`);
+        idle.push(result);
+      }
+    }
+    const report: BenchReport = {
+      date: new Date(began).toISOString().replace(/\.\d+Z$/, "Z"),
+      command: ["deno task bench", ...process.argv.slice(2)].join(" "),
+      library: lib.label,
+      machine: describeMachine(REPO, tools),
+      runs: opts.runs,
+      quick: opts.quick,
+      workloads,
+      reference: REFERENCE,
+      smtpSource: smtpSourceNote,
+      cells,
+      idle,
+    };
+    const markdown = renderMarkdown(report);
+    process.stdout.write(markdown);
+    if (opts.write) {
+      writeSection(join(REPO, "BENCHMARKS.md"), markdown);
+      progress("BENCHMARKS.md updated");
+    }
+    progress(`done in ${((Date.now() - began) / 1000).toFixed(0)} s`);
+    return cells.some((c) => c.error || c.failures > 0) ? 1 : 0;
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().then((code) => process.exit(code), (err) => {
+  console.error(`bench: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,46 @@
+/**
+ * Benchmark target: MidiSmtpServer as a discarding sink on 127.0.0.1.
+ *
+ *   deno run -A scripts/bench/targets/ours.ts --port 0 [--lib PATH]
+ *   bun run scripts/bench/targets/ours.ts --port 0 [--lib PATH]
+ *   node --import tsx scripts/bench/targets/ours.ts --port 0 --lib npm-build/esm/mod.js
+ *
+ * `--lib` is the library entry to import: the source `mod.ts` (Deno, Bun;
+ * default: this repository's) or the npm build's `esm/mod.js` (Node, so Node
+ * runs what npm users get, not tsx-compiled sources). Prints `READY <port>`
+ * once listening; runs until killed.
+ *
+ * @module
+ */
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
+
+type Library = typeof import("../../../mod.ts");
+
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: { port: { type: "string" }, lib: { type: "string" } },
+  strict: true,
+});
+const lib = values.lib ?? fileURLToPath(new URL("../../../mod.ts", import.meta.url));
+const { MidiSmtpServer } = (await import(pathToFileURL(lib).href)) as Library;
+
+const server = new MidiSmtpServer({
+  ports: Number(values.port ?? "0"),
+  hosts: "127.0.0.1",
+  pipeliningExtension: true,
+  internationalizationExtensions: true,
+  // Every connection is served at once (no queueing at 500 or 5000 clients), none is refused.
+  maxProcessings: 10000,
+  maxConnections: null,
+  // As large as smtp-server's limit in its target: both check it, neither refuses a benchmark message.
+  maxMessageSize: 100 * 1024 * 1024,
+  onMessageDataEvent() {},
+});
+// Exit cleanly on SIGTERM (how run.ts stops targets), so `--cpu-prof` and similar write their files.
+process.on("SIGTERM", () => process.exit(0));
+await server.start();
+const port = server.addresses[0].split(":").pop();
+process.stdout.write(`READY ${port}\n`);
