@@ -29,6 +29,7 @@ import { Smtpd500Exception, Smtpd535Exception } from "./exceptions.ts";
 import { Session, type SessionHost } from "./session.ts";
 import { formatAddress, resolveHost, reverseLookup } from "./addresses.ts";
 import { formatReply } from "./replies.ts";
+import { Deadlines, resolutionFor } from "./deadlines.ts";
 
 /** Options of {@link MidiSmtpServer}: the server options plus any hook as a function. */
 export interface MidiSmtpServerOptions extends ServerOptions, Partial<SmtpdHooks> {}
@@ -126,6 +127,9 @@ export class MidiSmtpServer implements SmtpdHooks {
       hostName: (ip) => this.options.doDnsReverseLookup ? reverseLookup(ip) : Promise.resolve(ip),
       startTls: undefined,
       authMechanisms: offeredMechanisms(this.options.authMechanisms),
+      deadlines: new Deadlines(
+        resolutionFor([this.options.ioGreetingTimeout, this.options.ioCmdTimeout, this.options.ioDataTimeout]),
+      ),
     };
   }
 

@@ -31,6 +31,7 @@ import {
 import { type LineItem, LineReader } from "./line_reader.ts";
 import { DataReader } from "./data_reader.ts";
 import { MessageStream } from "./message_stream.ts";
+import type { Deadlines } from "./deadlines.ts";
 import { hasControl, nonAsciiRefused, parsePathArgument, splitCommand } from "./commands.ts";
 import { formatMultiline, formatReply, oneLine } from "./replies.ts";
 
@@ -54,6 +55,8 @@ export interface SessionHost {
   readonly startTls: TlsServerOptions | undefined;
   /** The AUTH mechanisms offered, by upper-case name, in the order they are advertised. */
   readonly authMechanisms: ReadonlyMap<string, SaslMechanism>;
+  /** The clock for idle deadlines (shared by the server's sessions). */
+  readonly deadlines: Deadlines;
 }
 
 type State = "HELO" | "RSET" | "MAIL" | "RCPT" | "DATA" | "QUIT";
@@ -83,7 +86,7 @@ export class Session {
   #closing = false;
   #shuttingDown = false;
   #waitingForInput = false;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerArmed = false;
   #abort = new AbortController();
   /** The SASL exchange waiting for the client's next line after a 334, if any. */
   #sasl: SaslExchange | undefined;
@@ -753,7 +756,7 @@ export class Session {
 
   /** Starts the deadline for the phase we are in, unless one runs already. */
   #armTimer(): void {
-    if (this.#timer !== undefined) return;
+    if (this.#timerArmed) return;
     const o = this.#opts;
     const seconds = this.#state === "DATA"
       ? o.ioDataTimeout
@@ -761,17 +764,18 @@ export class Session {
       ? o.ioGreetingTimeout
       : o.ioCmdTimeout;
     if (seconds === null) return;
-    this.#timer = setTimeout(() => this.#onTimeout(), seconds * 1000);
+    this.#timerArmed = true;
+    this.#host.deadlines.set(this, seconds * 1000, () => this.#onTimeout());
   }
 
   #disarmTimer(): void {
-    if (this.#timer === undefined) return;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    if (!this.#timerArmed) return;
+    this.#timerArmed = false;
+    this.#host.deadlines.clear(this);
   }
 
   #onTimeout(): void {
-    this.#timer = undefined;
+    this.#timerArmed = false;
     this.#host.log(this.ctx, "info", `timeout in state ${this.#state}: closing`);
     this.#closing = true;
     this.#stream?.interrupt();
