@@ -7,6 +7,7 @@
  * @module
  */
 import type { SmtpdException } from "./exceptions.ts";
+import { concatBytes } from "./bytes.ts";
 
 /** A MAIL or RCPT parameter value: the text after `=`, or `true` for a bare keyword. */
 export type EsmtpParamValue = string | true;
@@ -115,6 +116,33 @@ export function newEnvelope(): EnvelopeContext {
 
 const EMPTY = new Uint8Array(0);
 const utf8 = new TextDecoder();
+
+/**
+ * Sets `message.data` to the message made of `segments`, joined only when
+ * first read: a hook that never looks at the bytes (or only at `bytesize` and
+ * `headers`) costs no copy of the message.
+ */
+export function setMessageData(message: MessageContext, segments: Uint8Array[]): void {
+  if (segments.length <= 1) {
+    message.data = segments[0] ?? EMPTY;
+    return;
+  }
+  let joined: Uint8Array | undefined;
+  Object.defineProperty(message, "data", {
+    configurable: true,
+    enumerable: true,
+    get: () => {
+      if (!joined) {
+        joined = concatBytes(segments);
+        segments = []; // the joined copy replaces the pieces
+      }
+      return joined;
+    },
+    set: (value: Uint8Array) => {
+      joined = value;
+    },
+  });
+}
 
 /** A fresh, empty message. */
 export function newMessage(): MessageContext {

@@ -9,6 +9,7 @@
  * @module
  */
 import type { CrlfMode } from "./options.ts";
+import { concatBytes } from "./bytes.ts";
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -225,19 +226,18 @@ export class DataReader {
     return out.subarray(0, offset);
   }
 
+  /** Removes and returns the kept bytes as the received pieces, without joining them. */
+  takeSegments(): Uint8Array[] {
+    const segments = this.#segments;
+    this.#segments = [];
+    return segments;
+  }
+
   /** Removes and returns the bytes kept since the last call, joined (streaming mode reads them per chunk). */
   take(): Uint8Array {
     const segments = this.#segments;
     this.#segments = [];
     if (segments.length === 1) return segments[0];
-    let total = 0;
-    for (const s of segments) total += s.length;
-    const out = new Uint8Array(total);
-    let offset = 0;
-    for (const s of segments) {
-      out.set(s, offset);
-      offset += s.length;
-    }
-    return out;
+    return concatBytes(segments);
   }
 }

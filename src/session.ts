@@ -12,7 +12,7 @@ import type { SaslExchange, SaslMechanism, SaslStep } from "./auth/types.ts";
 import { decodeBase64Response, encodeBase64 } from "./auth/mod.ts";
 import type { SmtpdHooks } from "./hooks.ts";
 import type { LogSeverity, ResolvedOptions } from "./options.ts";
-import { newEnvelope, newMessage, type SmtpdContext } from "./context.ts";
+import { newEnvelope, newMessage, setMessageData, type SmtpdContext } from "./context.ts";
 import {
   Smtpd421Exception,
   Smtpd500CrLfSequenceException,
@@ -642,13 +642,11 @@ export class Session {
         return;
       }
       if (stream) return await this.#finishStream(reader, stream);
-      message.data = reader.take();
-      message.bytesize = message.data.length;
+      if (!message.headers && reader.headerSize >= 0) message.headers = headerText(reader.peek(reader.headerSize));
+      message.bytesize = reader.size;
+      setMessageData(message, reader.takeSegments());
       message.delivered = new Date();
       if (this.#opts.crlfMode === "CRLF_LEAVE") message.crlf = reader.lastLineBreak;
-      if (!message.headers && reader.headerSize >= 0) {
-        message.headers = headerText(message.data.subarray(0, reader.headerSize));
-      }
       try {
         await this.#host.hooks.onMessageDataEvent(this.ctx);
         this.#reply(250, "2.0.0", "Requested mail action okay, completed");

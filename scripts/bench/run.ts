@@ -10,7 +10,7 @@
  *   --runs N           measured runs per cell, reported as median (min–max) [3; 1 with --quick]
  *   --write            also replace the results section of BENCHMARKS.md
  *   --ref REF          measure a git ref (e.g. HEAD) instead of the working tree
- *   --targets a,b      only these targets (ours-deno, ours-bun, ours-node, smtp-server-node)
+ *   --targets a,b      only these targets (ours-deno, ours-bun, ours-node, ours-*-stream (w2 only), smtp-server-node)
  *   --workloads a,b    only these workloads (w1, w1-conn, w2, w3)
  *   --idle N           idle connections for the memory test; 0 skips it [5000]
  *   --no-smtp-source   skip the Postfix smtp-source cross-check
@@ -131,6 +131,7 @@ async function main(): Promise<number> {
     const cells: CellResult[] = [];
     for (const w of workloads) {
       for (const target of targets) {
+        if (target.onlyWorkloads && !target.onlyWorkloads.includes(w.name)) continue;
         progress(`${w.name} on ${target.name}`);
         const t0 = Date.now();
         const cell = await measureCell(
@@ -154,6 +155,7 @@ async function main(): Promise<number> {
     const idle: IdleResult[] = [];
     if (opts.idle > 0) {
       for (const target of targets) {
+        if (target.onlyWorkloads) continue;
         progress(`${opts.idle} idle connections on ${target.name}`);
         const result = await measureIdle(target, opts.idle, tools, lib);
         if (result.error) progress(`  error: ${result.error}`);

@@ -29,6 +29,8 @@ export interface Target {
   readonly ours: boolean;
   /** The command line that starts it on `port` (0: any free port). */
   command(tools: Toolchain, lib: Library, port: number): { command: string; args: string[] };
+  /** Only these workloads (and no idle test): for variants that matter for one workload. */
+  readonly onlyWorkloads?: readonly string[];
 }
 
 const script = (tools: Toolchain, name: string) => join(tools.repo, "scripts", "bench", "targets", name);
@@ -57,6 +59,34 @@ export const TARGETS: readonly Target[] = [
     command: (t, lib, port) => ({
       command: t.node,
       args: ["--import", "tsx", script(t, "ours.ts"), "--port", String(port), "--lib", lib.npmEntry],
+    }),
+  },
+  // The streaming mode (onMessageDataStreamEvent) on the large-message workload, where it keeps memory flat.
+  {
+    name: "ours-deno-stream",
+    ours: true,
+    onlyWorkloads: ["w2"],
+    command: (t, lib, port) => ({
+      command: t.deno,
+      args: ["run", "-A", script(t, "ours.ts"), "--port", String(port), "--lib", lib.sourceEntry, "--stream"],
+    }),
+  },
+  {
+    name: "ours-bun-stream",
+    ours: true,
+    onlyWorkloads: ["w2"],
+    command: (t, lib, port) => ({
+      command: t.bun,
+      args: ["run", script(t, "ours.ts"), "--port", String(port), "--lib", lib.sourceEntry, "--stream"],
+    }),
+  },
+  {
+    name: "ours-node-stream",
+    ours: true,
+    onlyWorkloads: ["w2"],
+    command: (t, lib, port) => ({
+      command: t.node,
+      args: ["--import", "tsx", script(t, "ours.ts"), "--port", String(port), "--lib", lib.npmEntry, "--stream"],
     }),
   },
   {

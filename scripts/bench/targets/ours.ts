@@ -1,7 +1,7 @@
 /**
  * Benchmark target: MidiSmtpServer as a discarding sink on 127.0.0.1.
  *
- *   deno run -A scripts/bench/targets/ours.ts --port 0 [--lib PATH]
+ *   deno run -A scripts/bench/targets/ours.ts --port 0 [--lib PATH] [--stream]
  *   bun run scripts/bench/targets/ours.ts --port 0 [--lib PATH]
  *   node --import tsx scripts/bench/targets/ours.ts --port 0 --lib npm-build/esm/mod.js
  *
@@ -21,7 +21,7 @@ type Library = typeof import("../../../mod.ts");
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { port: { type: "string" }, lib: { type: "string" } },
+  options: { port: { type: "string" }, lib: { type: "string" }, stream: { type: "boolean" } },
   strict: true,
 });
 const lib = values.lib ?? fileURLToPath(new URL("../../../mod.ts", import.meta.url));
@@ -38,6 +38,14 @@ const server = new MidiSmtpServer({
   // As large as smtp-server's limit in its target: both check it, neither refuses a benchmark message.
   maxMessageSize: 100 * 1024 * 1024,
   onMessageDataEvent() {},
+  // --stream: take the body as a stream and drain it, as smtp-server's onData does.
+  ...(values.stream
+    ? {
+      async onMessageDataStreamEvent(_ctx: unknown, stream: ReadableStream<Uint8Array>) {
+        for await (const _chunk of stream) { /* discard */ }
+      },
+    }
+    : {}),
 });
 // Exit cleanly on SIGTERM (how run.ts stops targets), so `--cpu-prof` and similar write their files.
 process.on("SIGTERM", () => process.exit(0));
