@@ -19,6 +19,7 @@
 import { Duplex } from "node:stream";
 import { nodeAddress, upgradeDuplexToTls } from "./node.ts";
 import type { Connection, Listener, ListenOptions, SocketAddress, TlsServerOptions, Transport } from "./types.ts";
+import { allocUninitialized } from "../bytes.ts";
 
 /** The parts of `Deno.NetAddr` used here. */
 interface DenoNetAddr {
@@ -154,7 +155,8 @@ export class DenoConnection implements Connection {
         this.#pendingRead = undefined;
         resolve(chunk);
       };
-      const buffer = this.#buffer ?? new Uint8Array(this.#readSize);
+      // Uninitialised: the read fills the part that is handed on.
+      const buffer = this.#buffer ?? allocUninitialized(this.#readSize);
       this.#buffer = buffer;
       this.#conn.read(buffer).then(
         (n) => {
