@@ -14,12 +14,8 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import * as net from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import process from "node:process";
 import * as tls from "node:tls";
 import nodemailer from "nodemailer";
 import {
@@ -32,25 +28,15 @@ import {
 } from "../mod.ts";
 import type { Transport } from "../src/transport/types.ts";
 import { ehloClient, RawClient, type RunningServer, startServer, TRANSPORTS } from "./helpers.ts";
+import { scratchFolder } from "./scratch.ts";
 
 /** Per-test limit for the runner; every wait inside a test has its own, shorter limit. */
 const TEST = { timeout: 20_000 };
-const OPENSSL = "/usr/bin/openssl";
 
 // ---------------------------------------------------------------------------
 // a CA and a server certificate for localhost / 127.0.0.1, for STARTTLS
 
-const dir = mkdtempSync(join(tmpdir(), "midi-smtp-auth-session-"));
-const path = (name: string) => join(dir, name);
-const read = (name: string) => readFileSync(path(name), "utf8");
-const cleanUp = () => rmSync(dir, { recursive: true, force: true });
-after(cleanUp);
-// Also when the runner ends the process early (a runner timeout, a failed before hook).
-process.once("exit", cleanUp);
-
-function openssl(...args: string[]): void {
-  execFileSync(OPENSSL, args, { cwd: dir, stdio: ["pipe", "pipe", "pipe"] });
-}
+const { path, read, openssl, remove: cleanUp } = scratchFolder("auth-session");
 
 try {
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];

@@ -10,40 +10,27 @@
  * made with the openssl CLI in a temporary directory at load time, so no key
  * is ever committed; the directory is removed at the end.
  */
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import * as net from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import process from "node:process";
 import * as tls from "node:tls";
 import nodemailer from "nodemailer";
 import { type MidiSmtpServerOptions, Smtpd421Exception, type SmtpdContext } from "../mod.ts";
 import type { Transport } from "../src/transport/types.ts";
 import { delay, RawClient, type RunningServer, startServer, TRANSPORTS } from "./helpers.ts";
+import { OPENSSL, scratchFolder } from "./scratch.ts";
 
 /** Per-test limit for the runner; every wait inside a test has its own, shorter limit. */
 const TEST = { timeout: 20_000 };
-const OPENSSL = "/usr/bin/openssl";
 
 // ---------------------------------------------------------------------------
 // certificates
 
-const dir = mkdtempSync(join(tmpdir(), "midi-smtp-tls-session-"));
-const path = (name: string) => join(dir, name);
-const read = (name: string) => readFileSync(path(name), "utf8");
-const cleanUp = () => rmSync(dir, { recursive: true, force: true });
-after(cleanUp);
-// Also when the runner ends the process early (a runner timeout, a failed before hook).
-process.once("exit", cleanUp);
-
-function openssl(...args: string[]): string {
-  return execFileSync(OPENSSL, args, { cwd: dir, encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] });
-}
+const { path, read, openssl, remove: cleanUp } = scratchFolder("tls-session");
 
 const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
 const RSA = ["-newkey", "rsa:2048"];
