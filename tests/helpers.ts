@@ -4,6 +4,8 @@
  * node:net (which works as a client in all three runtimes).
  */
 import * as net from "node:net";
+import * as tls from "node:tls";
+import assert from "node:assert/strict";
 import { MidiSmtpServer, type MidiSmtpServerOptions } from "../mod.ts";
 import { detectRuntime, loadTransport } from "../src/transport/detect.ts";
 import type { Transport } from "../src/transport/types.ts";
@@ -72,32 +74,95 @@ const REPLY_LINE = /^(\d{3})([ -])(.*)$/;
  * pipelined, malformed) and read replies one by one.
  */
 export class RawClient {
-  #socket: net.Socket;
+  #socket!: net.Socket;
   #buffer = "";
   #closed = false;
   #wake: (() => void) | undefined;
+  #onData = (d: Buffer) => {
+    this.#buffer += d.toString("latin1");
+    this.#wake?.();
+  };
+  #onClose = () => {
+    this.#closed = true;
+    this.#wake?.();
+  };
 
   private constructor(socket: net.Socket) {
+    this.#attach(socket);
+  }
+
+  #attach(socket: net.Socket): void {
     this.#socket = socket;
-    socket.setEncoding("latin1");
-    socket.on("data", (d: string) => {
-      this.#buffer += d;
-      this.#wake?.();
-    });
-    socket.on("close", () => {
-      this.#closed = true;
-      this.#wake?.();
-    });
+    socket.on("data", this.#onData);
+    socket.on("close", this.#onClose);
     socket.on("error", () => {});
   }
 
   /** Connects to `host:port`. */
   static connect(port: number, host = "127.0.0.1"): Promise<RawClient> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ port, host });
-      socket.once("connect", () => resolve(new RawClient(socket)));
-      socket.once("error", reject);
-    });
+    return withTimeout(
+      new Promise((resolve, reject) => {
+        const socket = net.connect({ port, host });
+        socket.once("connect", () => resolve(new RawClient(socket)));
+        socket.once("error", reject);
+      }),
+      5000,
+      "TCP connect",
+    );
+  }
+
+  /** Connects with implicit TLS (rejects if the handshake or the verification fails). */
+  static connectTls(port: number, options: tls.ConnectionOptions, host = "127.0.0.1"): Promise<RawClient> {
+    return withTimeout(
+      new Promise((resolve, reject) => {
+        const socket = tls.connect({ port, host, ...options }, () => resolve(new RawClient(socket)));
+        socket.once("error", (err) => {
+          socket.destroy();
+          reject(err);
+        });
+      }),
+      5000,
+      "implicit TLS connect",
+    );
+  }
+
+  /** The server's certificate (once TLS runs). */
+  get peerCertificate(): tls.PeerCertificate {
+    return (this.#socket as tls.TLSSocket).getPeerCertificate();
+  }
+
+  /** Runs the client side of a TLS handshake over the current socket (after the server's 220 to STARTTLS). */
+  async upgradeTls(options: tls.ConnectionOptions): Promise<void> {
+    const raw = this.#socket;
+    raw.off("data", this.#onData);
+    raw.off("close", this.#onClose);
+    assert.equal(this.#buffer, "", "nothing may follow the 220 in plaintext");
+    const secure = await withTimeout(
+      new Promise<tls.TLSSocket>((resolve, reject) => {
+        const s = tls.connect({ socket: raw, ...options }, () => resolve(s));
+        s.once("error", (err) => {
+          s.destroy();
+          reject(err);
+        });
+      }),
+      5000,
+      "STARTTLS handshake",
+    );
+    this.#attach(secure);
+  }
+
+  /** STARTTLS, its 220, and the handshake. */
+  async startTls(options: tls.ConnectionOptions): Promise<void> {
+    const r = await this.command("STARTTLS");
+    assert.equal(r.raw, "220 2.0.0 Ready to start TLS\r\n");
+    await this.upgradeTls(options);
+  }
+
+  /** EHLO; returns the keywords (the reply lines after the first). */
+  async ehlo(name = "client.example"): Promise<string[]> {
+    const r = await this.command(`EHLO ${name}`);
+    assert.equal(r.code, 250, r.raw);
+    return r.lines.slice(1);
   }
 
   /** Whether the server closed the connection. */
@@ -185,7 +250,7 @@ export class RawClient {
     if (!this.#closed) throw new Error("connection still open");
   }
 
-  /** Closes our side. */
+  /** Closes the connection (only the outermost socket: destroying one that a TLSSocket wraps crashes Node 20). */
   close(): void {
     this.#socket.destroy();
   }
@@ -203,6 +268,17 @@ export async function ehloClient(port: number, host = "127.0.0.1", name = "clien
   await client.send(`EHLO ${name}\r\n`);
   await client.expect(250);
   return client;
+}
+
+/** Rejects with a message naming `what` if `promise` takes longer than `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) =>
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)
+    ),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** Sleeps `ms`. */

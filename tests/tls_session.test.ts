@@ -12,16 +12,13 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
 import { spawn } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { writeFileSync } from "node:fs";
-import * as net from "node:net";
-import * as tls from "node:tls";
 import nodemailer from "nodemailer";
 import { type MidiSmtpServerOptions, Smtpd421Exception, type SmtpdContext } from "../mod.ts";
 import type { Transport } from "../src/transport/types.ts";
-import { delay, RawClient, type RunningServer, startServer, TRANSPORTS } from "./helpers.ts";
+import { delay, RawClient, type Reply, type RunningServer, startServer, TRANSPORTS, withTimeout } from "./helpers.ts";
 import { OPENSSL, scratchFolder } from "./scratch.ts";
 
 /** Per-test limit for the runner; every wait inside a test has its own, shorter limit. */
@@ -138,14 +135,6 @@ const TRUST = { ca: CA, servername: "localhost" } as const;
 // ---------------------------------------------------------------------------
 // a small SMTP client that can do STARTTLS
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 /** Polls `done` until it holds or `ms` passes (then throws with `what`). */
 async function until(done: () => boolean, what: string, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -155,186 +144,9 @@ async function until(done: () => boolean, what: string, ms = 5000): Promise<void
   }
 }
 
-interface Reply {
-  code: number;
-  lines: string[];
-  raw: string;
-}
-
-const REPLY_LINE = /^(\d{3})([ -])(.*)$/;
-
-/** Like helpers.ts' RawClient, but over a socket that can be upgraded to TLS, or starts with it. */
-class TlsClient {
-  #socket!: net.Socket;
-  #buffer = "";
-  #closed = false;
-  #wake: (() => void) | undefined;
-  #onData = (d: Buffer) => {
-    this.#buffer += d.toString("latin1");
-    this.#wake?.();
-  };
-  #onClose = () => {
-    this.#closed = true;
-    this.#wake?.();
-  };
-
-  private constructor(socket: net.Socket) {
-    this.#attach(socket);
-  }
-
-  #attach(socket: net.Socket): void {
-    this.#socket = socket;
-    socket.on("data", this.#onData);
-    socket.on("close", this.#onClose);
-    socket.on("error", () => {});
-  }
-
-  /** A plain TCP connection. */
-  static connect(port: number): Promise<TlsClient> {
-    return withTimeout(
-      new Promise((resolve, reject) => {
-        const socket = net.connect({ port, host: "127.0.0.1" });
-        socket.once("connect", () => resolve(new TlsClient(socket)));
-        socket.once("error", reject);
-      }),
-      5000,
-      "TCP connect",
-    );
-  }
-
-  /** An implicit TLS connection (rejects if the handshake or the verification fails). */
-  static connectTls(port: number, options: tls.ConnectionOptions): Promise<TlsClient> {
-    return withTimeout(
-      new Promise((resolve, reject) => {
-        const socket = tls.connect({ port, host: "127.0.0.1", ...options }, () => resolve(new TlsClient(socket)));
-        socket.once("error", (err) => {
-          socket.destroy();
-          reject(err);
-        });
-      }),
-      5000,
-      "implicit TLS connect",
-    );
-  }
-
-  /** The server's certificate (after TLS started). */
-  get peerCertificate(): tls.PeerCertificate {
-    return (this.#socket as tls.TLSSocket).getPeerCertificate();
-  }
-
-  /** Runs the client side of the handshake over the current socket (after the server's 220). */
-  async upgrade(options: tls.ConnectionOptions): Promise<void> {
-    const raw = this.#socket;
-    raw.off("data", this.#onData);
-    raw.off("close", this.#onClose);
-    assert.equal(this.#buffer, "", "nothing may follow the 220 in plaintext");
-    const secure = await withTimeout(
-      new Promise<tls.TLSSocket>((resolve, reject) => {
-        const s = tls.connect({ socket: raw, ...options }, () => resolve(s));
-        s.once("error", (err) => {
-          s.destroy();
-          reject(err);
-        });
-      }),
-      5000,
-      "STARTTLS handshake",
-    );
-    this.#attach(secure);
-  }
-
-  /** STARTTLS, its 220, and the handshake. */
-  async startTls(options: tls.ConnectionOptions = TRUST): Promise<void> {
-    const r = await this.command("STARTTLS");
-    assert.equal(r.raw, "220 2.0.0 Ready to start TLS\r\n");
-    await this.upgrade(options);
-  }
-
-  send(data: string | Uint8Array): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (this.#socket.destroyed) return reject(new Error("socket closed"));
-      this.#socket.write(typeof data === "string" ? Buffer.from(data, "latin1") : data, (err) => {
-        if (err) reject(err);
-        else resolve();
-      });
-    });
-  }
-
-  async #waitFor(predicate: (buffer: string) => boolean, ms: number): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!predicate(this.#buffer)) {
-      if (this.#closed) return;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out after ${ms} ms; received so far: ${JSON.stringify(this.#buffer)}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#wake = undefined;
-    }
-  }
-
-  async reply(ms = 5000): Promise<Reply> {
-    const complete = (buffer: string) => {
-      let offset = 0;
-      for (;;) {
-        const eol = buffer.indexOf("\r\n", offset);
-        if (eol < 0) return -1;
-        const m = REPLY_LINE.exec(buffer.slice(offset, eol));
-        offset = eol + 2;
-        if (!m || m[2] === " ") return offset;
-      }
-    };
-    await this.#waitFor((b) => complete(b) >= 0, ms);
-    const end = complete(this.#buffer);
-    if (end < 0) {
-      throw new Error(`connection closed before a complete reply; received: ${JSON.stringify(this.#buffer)}`);
-    }
-    const raw = this.#buffer.slice(0, end);
-    this.#buffer = this.#buffer.slice(end);
-    const lines = raw.split("\r\n").slice(0, -1);
-    const first = REPLY_LINE.exec(lines[0]);
-    if (!first) throw new Error(`malformed reply: ${JSON.stringify(raw)}`);
-    return { code: Number(first[1]), lines: lines.map((l) => l.slice(4)), raw };
-  }
-
-  async expect(code: number, ms = 5000): Promise<Reply> {
-    const r = await this.reply(ms);
-    if (r.code !== code) throw new Error(`expected ${code}, got ${JSON.stringify(r.raw)}`);
-    return r;
-  }
-
-  async command(line: string, ms = 5000): Promise<Reply> {
-    await this.send(line + "\r\n");
-    return await this.reply(ms);
-  }
-
-  /** EHLO; returns the keywords (the lines after the first). */
-  async ehlo(name = "client.example"): Promise<string[]> {
-    const r = await this.command(`EHLO ${name}`);
-    assert.equal(r.code, 250, r.raw);
-    return r.lines.slice(1);
-  }
-
-  async waitClosed(ms = 5000): Promise<void> {
-    await this.#waitFor(() => false, ms).catch((err) => {
-      if (!this.#closed) throw err;
-    });
-    if (!this.#closed) throw new Error("connection still open");
-  }
-
-  close(): void {
-    // Only the outermost socket: it closes the one under it (destroying a socket that a TLSSocket
-    // wraps crashes Node 20).
-    this.#socket.destroy();
-  }
-}
-
 /** Connects, reads the 220, sends EHLO (keywords returned). */
-async function ehloTlsClient(port: number): Promise<{ client: TlsClient; keywords: string[] }> {
-  const client = await TlsClient.connect(port);
+async function ehloTlsClient(port: number): Promise<{ client: RawClient; keywords: string[] }> {
+  const client = await RawClient.connect(port);
   try {
     await client.expect(220);
     return { client, keywords: await client.ehlo() };
@@ -345,7 +157,7 @@ async function ehloTlsClient(port: number): Promise<{ client: TlsClient; keyword
 }
 
 /** A whole transaction; returns the reply to the final dot. */
-async function sendMessage(client: TlsClient, from = "<a@example.com>", to = "<b@example.com>"): Promise<Reply> {
+async function sendMessage(client: RawClient, from = "<a@example.com>", to = "<b@example.com>"): Promise<Reply> {
   assert.equal((await client.command(`MAIL FROM:${from}`)).code, 250);
   assert.equal((await client.command(`RCPT TO:${to}`)).code, 250);
   assert.equal((await client.command("DATA")).code, 354);
@@ -489,7 +301,7 @@ for (const transport of TRANSPORTS) {
             const { client, keywords } = await ehloTlsClient(s.port);
             try {
               assert.ok(keywords.includes("STARTTLS"), keywords.join("|"));
-              await client.startTls();
+              await client.startTls(TRUST);
               const after = await client.ehlo();
               assert.ok(!after.includes("STARTTLS"), after.join("|"));
               assert.ok(after.includes("ENHANCEDSTATUSCODES"));
@@ -517,7 +329,7 @@ for (const transport of TRANSPORTS) {
 
       it("STARTTLS before EHLO gets 503, with an argument 501; the session goes on in plaintext", TEST, async () => {
         await withServer(transport, {}, async (s) => {
-          const client = await TlsClient.connect(s.port);
+          const client = await RawClient.connect(s.port);
           try {
             await client.expect(220);
             const early = await client.command("STARTTLS");
@@ -527,7 +339,7 @@ for (const transport of TRANSPORTS) {
             const withArg = await client.command("STARTTLS now");
             assert.equal(withArg.code, 501, withArg.raw);
             assert.equal((await client.command("NOOP")).code, 250, "still plaintext SMTP");
-            await client.startTls();
+            await client.startTls(TRUST);
             await client.ehlo();
           } finally {
             client.close();
@@ -603,7 +415,7 @@ for (const transport of TRANSPORTS) {
             assert.equal((await client.command("MAIL FROM:<a@example.com>")).raw, MUST_STARTTLS, "MAIL");
             assert.equal((await client.command("AUTH PLAIN AHRpbQB0YW5zdGFhZg==")).raw, MUST_STARTTLS, "AUTH");
             assert.equal((await client.command("NOOP")).code, 250, "NOOP is fine");
-            await client.startTls();
+            await client.startTls(TRUST);
             await client.ehlo();
             const auth = await client.command("AUTH PLAIN AHRpbQB0YW5zdGFhZg==");
             assert.equal(auth.code, 235, auth.raw);
@@ -635,7 +447,7 @@ for (const transport of TRANSPORTS) {
           const { client } = await ehloTlsClient(s.port);
           try {
             assert.equal((await client.command("MAIL FROM:<a@example.com>")).code, 530);
-            await client.startTls();
+            await client.startTls(TRUST);
             await client.ehlo();
             assert.equal((await sendMessage(client)).code, 250);
           } finally {
@@ -660,7 +472,7 @@ for (const transport of TRANSPORTS) {
           try {
             await client.send("STARTTLS\r\nMAIL FROM:<evil@example.com>\r\n");
             assert.equal((await client.reply()).raw, "220 2.0.0 Ready to start TLS\r\n");
-            await client.upgrade(TRUST);
+            await client.upgradeTls(TRUST);
             await client.ehlo();
             const rcpt = await client.command("RCPT TO:<x@example.com>");
             assert.equal(rcpt.code, 503, `the injected MAIL must not have run: ${rcpt.raw}`);
@@ -681,7 +493,7 @@ for (const transport of TRANSPORTS) {
         }, async (s) => {
           const { client } = await ehloTlsClient(s.port);
           try {
-            await client.startTls();
+            await client.startTls(TRUST);
             const mail = await client.command("MAIL FROM:<a@example.com>");
             assert.equal(mail.code, 503, mail.raw);
             await client.ehlo("after.example");
@@ -699,7 +511,7 @@ for (const transport of TRANSPORTS) {
         await withServer(transport, { tlsPorts: 0 }, async (s) => {
           assert.equal(s.server.addresses.length, 2, s.server.addresses.join(", "));
           assert.ok(s.tlsPort > 0 && s.tlsPort !== s.port);
-          const client = await TlsClient.connectTls(s.tlsPort, TRUST);
+          const client = await RawClient.connectTls(s.tlsPort, TRUST);
           try {
             assert.equal(client.peerCertificate.fingerprint256, FP.leaf);
             await client.expect(220);
@@ -783,7 +595,7 @@ for (const transport of TRANSPORTS) {
               FP.leaf,
             ]]
           ) {
-            const client = await TlsClient.connectTls(s.tlsPort, { ca: CA, servername });
+            const client = await RawClient.connectTls(s.tlsPort, { ca: CA, servername });
             try {
               assert.equal(client.peerCertificate.subject.CN, cn, servername);
               assert.equal(client.peerCertificate.fingerprint256, fp, servername);
@@ -807,14 +619,14 @@ for (const transport of TRANSPORTS) {
         }, async (s) => {
           const { client } = await ehloTlsClient(s.port);
           try {
-            await client.startTls();
+            await client.startTls(TRUST);
             assert.equal(client.peerCertificate.fingerprint256, FP.chained);
             await client.ehlo();
             assert.equal((await sendMessage(client)).code, 250);
           } finally {
             client.close();
           }
-          const implicit = await TlsClient.connectTls(s.tlsPort, TRUST);
+          const implicit = await RawClient.connectTls(s.tlsPort, TRUST);
           try {
             assert.equal(implicit.peerCertificate.fingerprint256, FP.chained);
             await implicit.expect(220);
@@ -830,7 +642,7 @@ for (const transport of TRANSPORTS) {
             const { client } = await ehloTlsClient(s.port);
             try {
               assert.equal((await client.command("STARTTLS")).code, 220);
-              await assert.rejects(client.upgrade(TRUST), /certificate|verify|issuer/i);
+              await assert.rejects(client.upgradeTls(TRUST), /certificate|verify|issuer/i);
             } finally {
               client.close();
             }
@@ -848,7 +660,7 @@ for (const transport of TRANSPORTS) {
           assert.equal(s.server.tlsFingerprint, FP.ec);
           const { client } = await ehloTlsClient(s.port);
           try {
-            await client.startTls();
+            await client.startTls(TRUST);
             assert.equal(client.peerCertificate.fingerprint256, FP.ec);
             await client.ehlo();
             assert.equal((await sendMessage(client)).code, 250);
@@ -868,7 +680,7 @@ for (const transport of TRANSPORTS) {
             const { client } = await ehloTlsClient(s.port);
             try {
               assert.equal((await client.command("STARTTLS")).code, 220);
-              await assert.rejects(client.upgrade(TRUST));
+              await assert.rejects(client.upgradeTls(TRUST));
             } finally {
               client.close();
             }
@@ -895,12 +707,12 @@ for (const transport of TRANSPORTS) {
               const { client } = await ehloTlsClient(s.port);
               let starttls: string;
               try {
-                await client.startTls();
+                await client.startTls(TRUST);
                 starttls = client.peerCertificate.fingerprint256;
               } finally {
                 client.close();
               }
-              const implicit = await TlsClient.connectTls(s.tlsPort, TRUST);
+              const implicit = await RawClient.connectTls(s.tlsPort, TRUST);
               try {
                 await implicit.expect(220);
                 return [starttls, implicit.peerCertificate.fingerprint256];
@@ -912,7 +724,7 @@ for (const transport of TRANSPORTS) {
             // A session encrypted before the switch keeps its certificate and goes on.
             const { client: old } = await ehloTlsClient(s.port);
             try {
-              await old.startTls();
+              await old.startTls(TRUST);
               s.server.updateTlsCertificate(EC_LEAF);
               assert.equal(s.server.tlsFingerprint, FP.ec);
               assert.deepEqual(await seen(), [FP.ec, FP.ec]);
@@ -936,7 +748,7 @@ for (const transport of TRANSPORTS) {
         await withServer(transport, { tlsPorts: 0 }, async (s) => {
           const { client: other } = await ehloTlsClient(s.port);
           const { client: bad } = await ehloTlsClient(s.port);
-          const badImplicit = await TlsClient.connect(s.tlsPort);
+          const badImplicit = await RawClient.connect(s.tlsPort);
           try {
             assert.equal((await bad.command("STARTTLS")).code, 220);
             await bad.send("this is not a TLS ClientHello\r\n".repeat(20));
@@ -944,7 +756,7 @@ for (const transport of TRANSPORTS) {
             await badImplicit.send("EHLO not-tls.example\r\n".repeat(20));
             await badImplicit.waitClosed();
             // The other session is untouched and completes a message over TLS.
-            await other.startTls();
+            await other.startTls(TRUST);
             await other.ehlo();
             assert.equal((await sendMessage(other)).code, 250);
           } finally {
@@ -954,7 +766,7 @@ for (const transport of TRANSPORTS) {
           }
           assert.equal(s.messages.length, 1);
           // And the server still serves new clients.
-          const fresh = await TlsClient.connectTls(s.tlsPort, TRUST);
+          const fresh = await RawClient.connectTls(s.tlsPort, TRUST);
           try {
             await fresh.expect(220);
           } finally {
@@ -967,7 +779,7 @@ for (const transport of TRANSPORTS) {
         await withServer(transport, { tlsPorts: 0, tlsHandshakeTimeout: 0.5 }, async (s) => {
           const { client: other } = await ehloTlsClient(s.port);
           const { client: stalled } = await ehloTlsClient(s.port);
-          const stalledImplicit = await TlsClient.connect(s.tlsPort);
+          const stalledImplicit = await RawClient.connect(s.tlsPort);
           try {
             assert.equal((await stalled.command("STARTTLS")).code, 220);
             const started = Date.now();
@@ -1002,7 +814,7 @@ for (const transport of TRANSPORTS) {
           const { client } = await ehloTlsClient(s.port);
           try {
             assert.equal(calls.length, 0, "not called for plaintext");
-            await client.startTls();
+            await client.startTls(TRUST);
             await client.ehlo();
             assert.equal((await sendMessage(client)).code, 250);
             assert.equal((await client.command("QUIT")).code, 221);
@@ -1024,7 +836,7 @@ for (const transport of TRANSPORTS) {
           transport,
           { tlsPorts: 0, onTlsEvent: (ctx) => void protocols.push(ctx.server.tlsProtocol) },
           async (s) => {
-            const client = await TlsClient.connectTls(s.tlsPort, TRUST);
+            const client = await RawClient.connectTls(s.tlsPort, TRUST);
             try {
               await client.expect(220);
               await client.ehlo();
@@ -1047,7 +859,7 @@ for (const transport of TRANSPORTS) {
         }, async (s) => {
           const { client } = await ehloTlsClient(s.port);
           try {
-            await client.startTls();
+            await client.startTls(TRUST);
             const r = await client.reply();
             assert.equal(r.raw, "421 4.7.0 No TLS for you\r\n");
             await client.waitClosed();
@@ -1065,7 +877,7 @@ for (const transport of TRANSPORTS) {
             throw new Smtpd421Exception(undefined, "No TLS for you", "4.7.0");
           },
         }, async (s) => {
-          const client = await TlsClient.connectTls(s.tlsPort, TRUST);
+          const client = await RawClient.connectTls(s.tlsPort, TRUST);
           try {
             await client.waitClosed();
             const r = await client.reply(100).catch((err: Error) => err);
