@@ -23,7 +23,9 @@
  * @module
  */
 import { Duplex } from "node:stream";
-import { concatChunks, nodeAddress, upgradeDuplexToTls } from "./node.ts";
+import { nodeAddress, upgradeDuplexToTls } from "./node.ts";
+import { concatBytes } from "../bytes.ts";
+import { ReadQueue } from "./read_queue.ts";
 import type { Connection, Listener, ListenOptions, SocketAddress, TlsServerOptions, Transport } from "./types.ts";
 
 /** The parts of Bun's `Socket` used here. */
@@ -72,10 +74,6 @@ interface BunNamespace {
   }): BunListener;
 }
 
-/** Above this many queued, unread bytes the socket is paused (TCP backpressure). */
-const QUEUE_HIGH_WATER = 256 * 1024;
-/** Small queued chunks are merged into one read up to this size (fewer wake-ups when pipelined). */
-const MERGE_LIMIT = 64 * 1024;
 /** Longest ClientHello read while looking for the SNI name (real ones are well under 2 KiB). */
 const CLIENT_HELLO_LIMIT = 64 * 1024;
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -98,7 +96,7 @@ interface PendingWrite {
  * Adapts a plain `Bun.listen` socket to {@link Connection}.
  *
  * Incoming chunks (fresh buffers from Bun, never reused) go to a queue that
- * pauses the socket above {@link QUEUE_HIGH_WATER}. Writes go through a queue
+ * pauses the socket when its {@link ReadQueue} passes the high-water mark. Writes go through a queue
  * too: Bun's `write()` takes what the kernel accepts and the rest is written
  * on `drain`.
  */
@@ -110,8 +108,7 @@ export class BunConnection implements Connection {
   /** Always `undefined`: TLS connections are node:tls sockets (see {@link BunConnection.startTls}). */
   readonly tls: undefined = undefined;
   #socket: BunSocket;
-  #queue: Uint8Array[] = [];
-  #queuedBytes = 0;
+  #queue = new ReadQueue();
   #paused = false;
   /** The client sent FIN, or the socket is gone. */
   #eof = false;
@@ -142,9 +139,7 @@ export class BunConnection implements Connection {
       waiter(chunk);
       return;
     }
-    this.#queue.push(chunk);
-    this.#queuedBytes += chunk.length;
-    if (!this.#paused && this.#queuedBytes > QUEUE_HIGH_WATER) {
+    if (this.#queue.push(chunk) && !this.#paused) {
       this.#paused = true;
       this.#socket.pause();
     }
@@ -171,17 +166,9 @@ export class BunConnection implements Connection {
 
   read(): Promise<Uint8Array | null> {
     if (this.#waiter) return Promise.reject(new Error("a read() is already pending"));
-    const queue = this.#queue;
-    if (queue.length > 0) {
-      let chunk: Uint8Array;
-      if (queue.length > 1 && this.#queuedBytes <= MERGE_LIMIT) {
-        chunk = concatChunks(queue, this.#queuedBytes);
-        queue.length = 0;
-      } else {
-        chunk = queue.shift()!;
-      }
-      this.#queuedBytes -= chunk.length;
-      if (this.#paused && this.#queuedBytes <= QUEUE_HIGH_WATER / 2) this.#resume();
+    const chunk = this.#queue.shift();
+    if (chunk) {
+      if (this.#paused && this.#queue.canResume) this.#resume();
       return Promise.resolve(chunk);
     }
     if (this.#eof || this.#closed) return Promise.resolve(null);
@@ -265,8 +252,7 @@ export class BunConnection implements Connection {
   }
 
   #dropQueue(): void {
-    this.#queue.length = 0;
-    this.#queuedBytes = 0;
+    this.#queue.clear();
   }
 
   #resume(): void {
@@ -324,7 +310,7 @@ async function readClientHello(conn: BunConnection, timeoutMs: number): Promise<
       if (chunk === null) {
         throw new Error(timedOut ? "TLS handshake timed out" : "connection closed during the TLS handshake");
       }
-      data = data.length === 0 ? chunk : concatChunks([data, chunk], data.length + chunk.length);
+      data = data.length === 0 ? chunk : concatBytes([data, chunk]);
       const name = clientHelloServerName(data);
       if (name !== undefined) return [data, name];
       if (data.length > CLIENT_HELLO_LIMIT) return [data, ""]; // not a sane ClientHello: let TLS fail it
@@ -354,12 +340,12 @@ export function clientHelloServerName(data: Uint8Array): string | undefined {
     size += length;
     offset += 5 + length;
     if (need < 0 && size >= 4) {
-      const head = concatChunks(parts, size);
+      const head = concatBytes(parts);
       if (head[0] !== 1) return ""; // not a ClientHello
       need = 4 + ((head[1] << 16) | (head[2] << 8) | head[3]);
     }
   }
-  const hello = concatChunks(parts, size).subarray(4, need);
+  const hello = concatBytes(parts).subarray(4, need);
   // client_version (2), random (32), then session_id, cipher_suites and
   // compression_methods, each behind a 1- or 2-byte length, then extensions.
   let p = 34;

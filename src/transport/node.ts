@@ -19,11 +19,8 @@ import type {
   TlsServerOptions,
   Transport,
 } from "./types.ts";
+import { ReadQueue } from "./read_queue.ts";
 
-/** Above this many queued, unread bytes the socket is paused (TCP backpressure). */
-const QUEUE_HIGH_WATER = 256 * 1024;
-/** Small queued chunks are merged into one read up to this size (fewer wake-ups when pipelined). */
-const MERGE_LIMIT = 64 * 1024;
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /** Builds an address from node's `address`/`port`/`family` triple. */
@@ -126,7 +123,7 @@ export function upgradeDuplexToTls(
  * Adapts a node `net.Socket` (or `tls.TLSSocket`) to {@link Connection}.
  *
  * The socket flows freely into a small queue and is paused only when the
- * queue passes {@link QUEUE_HIGH_WATER}: pausing on every read would cost a
+ * {@link ReadQueue} passes its high-water mark: pausing on every read would cost a
  * system call per chunk.
  */
 export class NodeSocketConnection implements Connection {
@@ -134,8 +131,7 @@ export class NodeSocketConnection implements Connection {
   readonly remoteAddress: SocketAddress;
   readonly tls: TlsInfo | undefined;
   #socket: net.Socket;
-  #queue: Uint8Array[] = [];
-  #queuedBytes = 0;
+  #queue = new ReadQueue();
   #ended = false;
   /** The client sent FIN: reads give null, writing stays possible (half-close). */
   #inputEnded = false;
@@ -149,9 +145,7 @@ export class NodeSocketConnection implements Connection {
       waiter(chunk);
       return;
     }
-    this.#queue.push(chunk);
-    this.#queuedBytes += chunk.length;
-    if (this.#queuedBytes > QUEUE_HIGH_WATER) this.#socket.pause();
+    if (this.#queue.push(chunk)) this.#socket.pause();
   };
 
   /** Wraps `socket`; the addresses default to the socket's own. */
@@ -182,17 +176,9 @@ export class NodeSocketConnection implements Connection {
   }
 
   read(): Promise<Uint8Array | null> {
-    const queue = this.#queue;
-    if (queue.length > 0) {
-      let chunk: Uint8Array;
-      if (queue.length > 1 && this.#queuedBytes <= MERGE_LIMIT) {
-        chunk = concatChunks(queue, this.#queuedBytes);
-        queue.length = 0;
-      } else {
-        chunk = queue.shift()!;
-      }
-      this.#queuedBytes -= chunk.length;
-      if (this.#socket.isPaused() && this.#queuedBytes <= QUEUE_HIGH_WATER / 2) this.#socket.resume();
+    const chunk = this.#queue.shift();
+    if (chunk) {
+      if (this.#socket.isPaused() && this.#queue.canResume) this.#socket.resume();
       return Promise.resolve(chunk);
     }
     if (this.#ended || this.#inputEnded) return Promise.resolve(null);
@@ -231,8 +217,7 @@ export class NodeSocketConnection implements Connection {
     // client sent after STARTTLS without waiting: it is dropped, never run.
     socket.pause();
     socket.off("data", this.#onData);
-    this.#queue.length = 0;
-    this.#queuedBytes = 0;
+    this.#queue.clear();
     try {
       await this.write(reply);
     } catch (err) {
@@ -247,17 +232,6 @@ export class NodeSocketConnection implements Connection {
     this.#finish();
     return upgradeDuplexToTls(socket, options, { local: this.localAddress, remote: this.remoteAddress });
   }
-}
-
-/** Joins chunks into one array of `total` bytes. */
-export function concatChunks(chunks: readonly Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }
 
 class NodeListener implements Listener {
