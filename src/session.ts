@@ -31,6 +31,7 @@ import {
 import { type LineItem, LineReader } from "./line_reader.ts";
 import { DataReader } from "./data_reader.ts";
 import { MessageStream } from "./message_stream.ts";
+import { concatBytes } from "./bytes.ts";
 import type { Deadlines } from "./deadlines.ts";
 import { hasControl, nonAsciiRefused, parsePathArgument, splitCommand } from "./commands.ts";
 import { formatMultiline, formatReply, oneLine } from "./replies.ts";
@@ -604,7 +605,7 @@ export class Session {
         this.#headersSeen = true;
         if (reader.retain && !reader.oversize) {
           const head = this.#stream
-            ? joinChunks([...this.#head, reader.peek(reader.size)])
+            ? concatBytes([...this.#head, reader.peek(reader.size)])
             : reader.peek(reader.headerSize);
           message.headers = headerText(head.subarray(0, reader.headerSize));
           this.#head = [];
@@ -642,7 +643,6 @@ export class Session {
         return;
       }
       if (stream) return await this.#finishStream(reader, stream);
-      if (!message.headers && reader.headerSize >= 0) message.headers = headerText(reader.peek(reader.headerSize));
       message.bytesize = reader.size;
       setMessageData(message, reader.takeSegments());
       message.delivered = new Date();
@@ -798,18 +798,6 @@ const lenientUtf8 = new TextDecoder();
 /** Decodes the header section for `ctx.message.headers` (a view: `data` keeps the exact bytes). */
 function headerText(bytes: Uint8Array): string {
   return lenientUtf8.decode(bytes);
-}
-
-function joinChunks(chunks: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const c of chunks) total += c.length;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }
 
 /** Hides the initial response of an AUTH line (it holds credentials). */
