@@ -6,6 +6,7 @@
  * @module
  */
 import { SmtpdException } from "../exceptions.ts";
+import type { SaslCredentials, SaslExchange } from "./types.ts";
 
 /**
  * The RFC 4954 reply to a response that decodes as base64 but does not parse
@@ -37,4 +38,30 @@ export function decodeUtf8(bytes: Uint8Array, mechanism: string): string {
  */
 export function finished(mechanism: string): Error {
   return new Error(`${mechanism} exchange already finished`);
+}
+
+/**
+ * A client-first, single-response exchange (PLAIN, XOAUTH2): an empty
+ * challenge when there was no initial response, then `finish` turns the one
+ * response into credentials.
+ */
+export function singleResponseExchange(
+  mechanism: string,
+  finish: (response: Uint8Array) => SaslCredentials,
+): SaslExchange {
+  let state: "start" | "waiting" | "done" = "start";
+  return {
+    next(response) {
+      if (state === "done") throw finished(mechanism);
+      if (response === undefined) {
+        // Only the first call may lack a response (RFC 4954 4: no initial
+        // response); after our challenge the client must answer something.
+        if (state === "waiting") throw malformed(mechanism);
+        state = "waiting";
+        return { kind: "challenge", challenge: new Uint8Array(0) };
+      }
+      state = "done";
+      return { kind: "done", credentials: finish(response) };
+    },
+  };
 }

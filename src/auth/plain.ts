@@ -5,7 +5,7 @@
  * @module
  */
 import type { SaslExchange, SaslMechanism } from "./types.ts";
-import { decodeUtf8, finished, malformed } from "./common.ts";
+import { decodeUtf8, malformed, singleResponseExchange } from "./common.ts";
 
 const NAME = "PLAIN";
 
@@ -26,30 +26,15 @@ const NAME = "PLAIN";
 export const PLAIN_MECHANISM: SaslMechanism = {
   name: NAME,
   start(): SaslExchange {
-    let state: "start" | "waiting" | "done" = "start";
-    return {
-      next(response) {
-        if (state === "done") throw finished(NAME);
-        if (response === undefined) {
-          // Only the first call may lack a response (RFC 4954 4: no initial
-          // response); after our challenge the client must answer something.
-          if (state === "waiting") throw malformed(NAME);
-          state = "waiting";
-          return { kind: "challenge", challenge: new Uint8Array(0) };
-        }
-        state = "done";
-        // RFC 4616 2: message = [authzid] UTF8NUL authcid UTF8NUL passwd.
-        // NUL cannot occur inside a UTF-8 sequence, so splitting the decoded
-        // text is the same as splitting the bytes.
-        const parts = decodeUtf8(response, NAME).split("\0");
-        if (parts.length !== 3) throw malformed(NAME);
-        const [authorizationId, authenticationId, authentication] = parts;
-        if (authenticationId === "" || authentication === "") throw malformed(NAME);
-        return {
-          kind: "done",
-          credentials: { mechanism: NAME, authorizationId, authenticationId, authentication },
-        };
-      },
-    };
+    return singleResponseExchange(NAME, (response) => {
+      // RFC 4616 2: message = [authzid] UTF8NUL authcid UTF8NUL passwd.
+      // NUL cannot occur inside a UTF-8 sequence, so splitting the decoded
+      // text is the same as splitting the bytes.
+      const parts = decodeUtf8(response, NAME).split("\0");
+      if (parts.length !== 3) throw malformed(NAME);
+      const [authorizationId, authenticationId, authentication] = parts;
+      if (authenticationId === "" || authentication === "") throw malformed(NAME);
+      return { mechanism: NAME, authorizationId, authenticationId, authentication };
+    });
   },
 };

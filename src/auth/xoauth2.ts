@@ -6,7 +6,7 @@
  * @module
  */
 import type { SaslExchange, SaslMechanism } from "./types.ts";
-import { decodeUtf8, finished, malformed } from "./common.ts";
+import { decodeUtf8, malformed, singleResponseExchange } from "./common.ts";
 
 const NAME = "XOAUTH2";
 // "Bearer" is case-insensitive (RFC 6750 2.1 via RFC 7235 2.1). The token is
@@ -53,22 +53,9 @@ function parse(response: Uint8Array): { user: string; token: string } {
 export const XOAUTH2_MECHANISM: SaslMechanism = {
   name: NAME,
   start(): SaslExchange {
-    let state: "start" | "waiting" | "done" = "start";
-    return {
-      next(response) {
-        if (state === "done") throw finished(NAME);
-        if (response === undefined) {
-          if (state === "waiting") throw malformed(NAME);
-          state = "waiting";
-          return { kind: "challenge", challenge: new Uint8Array(0) };
-        }
-        state = "done";
-        const { user, token } = parse(response);
-        return {
-          kind: "done",
-          credentials: { mechanism: NAME, authorizationId: "", authenticationId: user, authentication: token },
-        };
-      },
-    };
+    return singleResponseExchange(NAME, (response) => {
+      const { user, token } = parse(response);
+      return { mechanism: NAME, authorizationId: "", authenticationId: user, authentication: token };
+    });
   },
 };

@@ -26,6 +26,7 @@ import { Duplex } from "node:stream";
 import { nodeAddress, upgradeDuplexToTls } from "./node.ts";
 import { concatBytes } from "../bytes.ts";
 import { ReadQueue } from "./read_queue.ts";
+import { connectionDeliverer } from "./deliver.ts";
 import type { Connection, Listener, ListenOptions, SocketAddress, TlsServerOptions, Transport } from "./types.ts";
 
 /** The parts of Bun's `Socket` used here. */
@@ -423,17 +424,7 @@ export const bunTransport: Transport = {
   name: "bun",
   listen(options: ListenOptions, onConnection: (conn: Connection) => void): Promise<Listener> {
     const tlsOptions = options.tls;
-    const deliver = (conn: Connection) => {
-      try {
-        onConnection(conn);
-      } catch (err) {
-        // Keep serving; report the bug in the callback the way node:net would.
-        conn.close();
-        queueMicrotask(() => {
-          throw err;
-        });
-      }
-    };
+    const deliver = connectionDeliverer(onConnection);
     let listener: BunListener;
     try {
       listener = bunNamespace().listen({

@@ -20,6 +20,7 @@ import { Duplex } from "node:stream";
 import { nodeAddress, upgradeDuplexToTls } from "./node.ts";
 import type { Connection, Listener, ListenOptions, SocketAddress, TlsServerOptions, Transport } from "./types.ts";
 import { allocUninitialized } from "../bytes.ts";
+import { connectionDeliverer } from "./deliver.ts";
 
 /** The parts of `Deno.NetAddr` used here. */
 interface DenoNetAddr {
@@ -282,17 +283,7 @@ export const denoTransport: Transport = {
       return Promise.reject(err);
     }
     const tlsOptions = options.tls;
-    const deliver = (conn: Connection) => {
-      try {
-        onConnection(conn);
-      } catch (err) {
-        // Keep accepting; report the bug in the callback the way node:net would.
-        conn.close();
-        queueMicrotask(() => {
-          throw err;
-        });
-      }
-    };
+    const deliver = connectionDeliverer(onConnection);
     return Promise.resolve(
       new DenoTcpListener(listener, (conn) => {
         const plain = new DenoConnection(conn);
