@@ -17,7 +17,6 @@ import { Buffer } from "node:buffer";
 import { writeFileSync } from "node:fs";
 import * as net from "node:net";
 import * as tls from "node:tls";
-import nodemailer from "nodemailer";
 import {
   type MidiSmtpServerOptions,
   type SaslCredentials,
@@ -27,7 +26,15 @@ import {
   SmtpdException,
 } from "../mod.ts";
 import type { Transport } from "../src/transport/types.ts";
-import { ehloClient, RawClient, type RunningServer, startServer, TRANSPORTS } from "./helpers.ts";
+import {
+  ehloClient,
+  type Mailer,
+  RawClient,
+  type RunningServer,
+  startServer,
+  TRANSPORTS,
+  withMailer,
+} from "./helpers.ts";
 import { scratchFolder } from "./scratch.ts";
 
 /** Per-test limit for the runner; every wait inside a test has its own, shorter limit. */
@@ -281,29 +288,13 @@ async function startTlsSession(port: number): Promise<{
   }
 }
 
-type Mailer = ReturnType<typeof nodemailer.createTransport>;
-
 /** A nodemailer transport doing STARTTLS (verified against our CA) to `port`; closed after `body`. */
-async function withMailer(port: number, extra: Record<string, unknown>, body: (m: Mailer) => Promise<void>) {
-  const mailer = nodemailer.createTransport(
-    {
-      host: "127.0.0.1",
-      port,
-      secure: false,
-      requireTLS: true,
-      tls: { ca: [CA], servername: "localhost" },
-      name: "nodemailer.example",
-      connectionTimeout: 5000,
-      greetingTimeout: 5000,
-      socketTimeout: 5000,
-      ...extra,
-    } as Parameters<typeof nodemailer.createTransport>[0],
+function withStartTlsMailer(port: number, extra: Record<string, unknown>, body: (m: Mailer) => Promise<void>) {
+  return withMailer(
+    port,
+    { secure: false, requireTLS: true, tls: { ca: [CA], servername: "localhost" }, ...extra },
+    body,
   );
-  try {
-    await body(mailer);
-  } finally {
-    mailer.close();
-  }
 }
 
 const MAIL = { from: "a@example.com", to: "b@example.com", subject: "AUTH", text: "Authenticated." };
@@ -426,17 +417,21 @@ for (const transport of TRANSPORTS) {
       for (const method of ["PLAIN", "LOGIN", "CRAM-MD5"]) {
         it(`${method}: the right password sends, a wrong one fails with 535`, TEST, async () => {
           const before = s.events.length;
-          await withMailer(s.port, { auth: { user: USER, pass: PASS }, authMethod: method }, async (m) => {
+          await withStartTlsMailer(s.port, { auth: { user: USER, pass: PASS }, authMethod: method }, async (m) => {
             const info = await m.sendMail(MAIL);
             assert.deepEqual(info.accepted, ["b@example.com"]);
           });
-          await withMailer(s.port, { auth: { user: USER, pass: WRONG_PASS }, authMethod: method }, async (m) => {
-            await assert.rejects(m.sendMail(MAIL), (err: SmtpError) => {
-              assert.equal(err.code, "EAUTH", err.message);
-              assert.equal(err.responseCode, 535, err.message);
-              return true;
-            });
-          });
+          await withStartTlsMailer(
+            s.port,
+            { auth: { user: USER, pass: WRONG_PASS }, authMethod: method },
+            async (m) => {
+              await assert.rejects(m.sendMail(MAIL), (err: SmtpError) => {
+                assert.equal(err.code, "EAUTH", err.message);
+                assert.equal(err.responseCode, 535, err.message);
+                return true;
+              });
+            },
+          );
           const seen = s.events.slice(before);
           assert.deepEqual(seen.map((e) => [e.mechanism, e.authenticationId, e.encrypted]), [
             [method, USER, true],
@@ -452,11 +447,15 @@ for (const transport of TRANSPORTS) {
 
       it("XOAUTH2: the right token sends, a wrong one fails with 535", TEST, async () => {
         const before = s.events.length;
-        await withMailer(s.port, { auth: { type: "OAuth2", user: OAUTH_USER, accessToken: TOKEN } }, async (m) => {
-          const info = await m.sendMail(MAIL);
-          assert.deepEqual(info.accepted, ["b@example.com"]);
-        });
-        await withMailer(
+        await withStartTlsMailer(
+          s.port,
+          { auth: { type: "OAuth2", user: OAUTH_USER, accessToken: TOKEN } },
+          async (m) => {
+            const info = await m.sendMail(MAIL);
+            assert.deepEqual(info.accepted, ["b@example.com"]);
+          },
+        );
+        await withStartTlsMailer(
           s.port,
           { auth: { type: "OAuth2", user: OAUTH_USER, accessToken: "wrong-token" } },
           async (m) => {

@@ -11,10 +11,10 @@
  * client from helpers.ts. The TLS tests make their certificate with the
  * openssl CLI in a temporary directory, so no key is ever committed.
  */
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
@@ -37,6 +37,7 @@ import {
 import type { MidiSmtpServer } from "../src/server.ts";
 import type { Transport } from "../src/transport/types.ts";
 import { delay, ehloClient, RawClient, runtime, TRANSPORTS } from "./helpers.ts";
+import { scratchFolder, type TestCertificate } from "./scratch.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CLI = join(ROOT, "src", "cli.ts");
@@ -528,46 +529,15 @@ const PASSWORD = "s3cr:et";
 const WRONG_PASSWORD = "n0t-the-pa55word";
 const FINGERPRINT = /^(?:[0-9A-F]{2}:){31}[0-9A-F]{2}$/;
 
-interface TestCertificate {
-  certPath: string;
-  keyPath: string;
-  pem: string;
-  fingerprint: string;
-}
-
-let certificateDir: string | undefined;
-let certificateCache: TestCertificate | undefined;
-after(() => {
-  if (certificateDir) rmSync(certificateDir, { recursive: true, force: true });
-});
+/** Holds the throw-away certificate the TLS tests pin. */
+const scratch = scratchFolder("cli-tls");
+let certificateCache: (TestCertificate & { pem: string; fingerprint: string }) | undefined;
 
 /** A throw-away self-signed certificate for 127.0.0.1 (EC P-256: quick to make), made with openssl once per run. */
-function testCertificate(): TestCertificate {
+function testCertificate(): TestCertificate & { pem: string; fingerprint: string } {
   if (certificateCache) return certificateCache;
-  certificateDir = mkdtempSync(join(tmpdir(), "midi-cli-tls-"));
-  const certPath = join(certificateDir, "cert.pem");
-  const keyPath = join(certificateDir, "key.pem");
-  execFileSync("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    keyPath,
-    "-out",
-    certPath,
-    "-days",
-    "2",
-    "-subj",
-    "/CN=localhost",
-    "-addext",
-    "subjectAltName=DNS:localhost,IP:127.0.0.1",
-  ], { stdio: "ignore" });
-  const pem = readFileSync(certPath, "utf8");
-  certificateCache = { certPath, keyPath, pem, fingerprint: new X509Certificate(pem).fingerprint256 };
+  const made = scratch.selfSigned("cert", { cn: "localhost", san: "DNS:localhost,IP:127.0.0.1" });
+  certificateCache = { ...made, pem: made.cert, fingerprint: new X509Certificate(made.cert).fingerprint256 };
   return certificateCache;
 }
 

@@ -5,6 +5,7 @@
  */
 import * as net from "node:net";
 import * as tls from "node:tls";
+import nodemailer from "nodemailer";
 import assert from "node:assert/strict";
 import { MidiSmtpServer, type MidiSmtpServerOptions } from "../mod.ts";
 import { detectRuntime, loadTransport } from "../src/transport/detect.ts";
@@ -279,6 +280,33 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
       timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)
     ),
   ]).finally(() => clearTimeout(timer));
+}
+
+/** A nodemailer transport, as the tests use it. */
+export type Mailer = ReturnType<typeof nodemailer.createTransport>;
+
+/** Runs `body` with a nodemailer transport to `127.0.0.1:port` (5 s timeouts, `extra` options on top), then closes it. */
+export async function withMailer(
+  port: number,
+  extra: Record<string, unknown>,
+  body: (mailer: Mailer) => Promise<void>,
+): Promise<void> {
+  const mailer = nodemailer.createTransport(
+    {
+      host: "127.0.0.1",
+      port,
+      name: "nodemailer.example",
+      connectionTimeout: 5000,
+      greetingTimeout: 5000,
+      socketTimeout: 5000,
+      ...extra,
+    } as Parameters<typeof nodemailer.createTransport>[0],
+  );
+  try {
+    await body(mailer);
+  } finally {
+    mailer.close();
+  }
 }
 
 /** Sleeps `ms`. */

@@ -8,13 +8,11 @@
  * Test certificates and keys are made with the openssl CLI in a temporary
  * directory at run time, so no key is ever committed.
  */
-import { after, before, describe, it } from "node:test";
+import { before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
 import * as tls from "node:tls";
 import {
   certificateFingerprint,
@@ -24,17 +22,14 @@ import {
   TlsCertificateStore,
 } from "../src/tls.ts";
 import { nodeTransport } from "../src/transport/node.ts";
+import { scratchFolder } from "./scratch.ts";
+import { withTimeout } from "./helpers.ts";
 
 const TEST_OPTIONS = { timeout: 10_000 };
 const FINGERPRINT = /^(?:[0-9A-F]{2}:){31}[0-9A-F]{2}$/;
 
-const dir = mkdtempSync(join(tmpdir(), "midi-smtp-tls-"));
-const path = (name: string) => join(dir, name);
-const read = (name: string) => readFileSync(path(name), "utf8");
-
-function openssl(...args: string[]): string {
-  return execFileSync("openssl", args, { cwd: dir, encoding: "utf8", stdio: ["pipe", "pipe", "pipe"] });
-}
+const scratch = scratchFolder("tls-certs");
+const { path, read, openssl } = scratch;
 
 /** `openssl x509 -text` of a PEM, to see what X509Certificate does not expose on Node 20 (signature algorithm, key size). */
 function describeCertificate(pem: string): string {
@@ -56,15 +51,6 @@ function sanEntries(pem: string): string[] {
   return san.split(", ").map((entry) =>
     entry.replace(/^IP Address:(.*:.*)$/, (_m, ip: string) => `IP Address:${fullIpv6(ip)}`)
   ).sort();
-}
-
-/** Resolves once `promise` settles, or rejects after `ms` (a hung handshake must fail the test, not stall it). */
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Connects with node:tls, verifying the server against `ca` (rejectUnauthorized); resolves with what the client saw. */
@@ -100,42 +86,8 @@ async function tlsServer(pair: CertificateKeyPair): Promise<{ port: number; clos
 
 before(() => {
   // Plain RSA and EC P-256 certificates (PKCS#8 keys), each with a DNS SAN.
-  openssl(
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    "rsa.key",
-    "-out",
-    "rsa.crt",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=rsa.test",
-    "-addext",
-    "subjectAltName=DNS:rsa.test",
-  );
-  openssl(
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:P-256",
-    "-nodes",
-    "-keyout",
-    "ec.key",
-    "-out",
-    "ec.crt",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=ec.test",
-    "-addext",
-    "subjectAltName=DNS:ec.test",
-  );
+  scratch.selfSigned("rsa", { cn: "rsa.test", san: "DNS:rsa.test", rsa: true });
+  scratch.selfSigned("ec", { cn: "ec.test", san: "DNS:ec.test" });
   // Traditional key forms ("RSA PRIVATE KEY", "EC PRIVATE KEY").
   openssl("pkey", "-in", "rsa.key", "-traditional", "-out", "rsa-traditional.key");
   openssl("pkey", "-in", "ec.key", "-traditional", "-out", "ec-traditional.key");
@@ -217,8 +169,6 @@ before(() => {
   writeFileSync(path("two-keys.pem"), read("rsa.crt") + read("rsa.key") + read("ec.key"));
   writeFileSync(path("empty.pem"), "nothing here\n");
 });
-
-after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("loadCertificateFiles", () => {
   it("loads an RSA and an EC P-256 certificate with their keys, PKCS#8 and traditional", TEST_OPTIONS, async () => {

@@ -15,10 +15,18 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { writeFileSync } from "node:fs";
-import nodemailer from "nodemailer";
 import { type MidiSmtpServerOptions, Smtpd421Exception, type SmtpdContext } from "../mod.ts";
 import type { Transport } from "../src/transport/types.ts";
-import { delay, RawClient, type Reply, type RunningServer, startServer, TRANSPORTS, withTimeout } from "./helpers.ts";
+import {
+  delay,
+  RawClient,
+  type Reply,
+  type RunningServer,
+  startServer,
+  TRANSPORTS,
+  withMailer,
+  withTimeout,
+} from "./helpers.ts";
 import { OPENSSL, scratchFolder } from "./scratch.ts";
 
 /** Per-test limit for the runner; every wait inside a test has its own, shorter limit. */
@@ -217,28 +225,6 @@ async function withServer(
     await withTimeout(body(srv), 15_000, "test body");
   } finally {
     await withTimeout(running.close(), 5000, "server.stop()");
-  }
-}
-
-type Mailer = ReturnType<typeof nodemailer.createTransport>;
-
-/** A nodemailer transport to `port` (short timeouts); always closed after `body`. */
-async function withMailer(port: number, extra: Record<string, unknown>, body: (m: Mailer) => Promise<void>) {
-  const mailer = nodemailer.createTransport(
-    {
-      host: "127.0.0.1",
-      port,
-      name: "nodemailer.example",
-      connectionTimeout: 5000,
-      greetingTimeout: 5000,
-      socketTimeout: 5000,
-      ...extra,
-    } as Parameters<typeof nodemailer.createTransport>[0],
-  );
-  try {
-    await body(mailer);
-  } finally {
-    mailer.close();
   }
 }
 
