@@ -16,11 +16,39 @@ const CR = 0x0d;
 const DOT = 0x2e;
 const CRLF_BYTES = new Uint8Array([CR, LF]);
 const LF_BYTES = new Uint8Array([LF]);
+const NO_WORDS = new Int32Array(0);
 
-/** `indexOf` that says `Infinity` instead of -1, so "no more" compares as beyond any end. */
-function findFrom(buf: Uint8Array, byte: number, from: number): number {
-  const at = buf.indexOf(byte, from);
-  return at < 0 ? Infinity : at;
+/**
+ * Index of the first byte below 0x0E (which takes in LF, CR and the rarer
+ * controls the caller skips) at or after `from` in `buf`, or `buf.length`.
+ *
+ * Why words: mail lines are short (~76 bytes), so a native `indexOf` for LF
+ * and another for CR per line spent most of the time in call overhead, and
+ * V8's `indexOf` on typed arrays is an element loop, not `memchr`. Testing
+ * four bytes at once (the "has a byte less than n" bit trick) measured per
+ * MiB of 76-byte lines: Deno 1.31 -> 0.36 ms, Node 1.33 -> 0.38, Bun 0.49 ->
+ * 0.21 (only Bun's `memchr` was faster, on 1000-byte lines: 0.07 vs 0.16).
+ * `words` views `buf` from byte `wordBase` (its first 4-aligned byte). The
+ * test is exact for "some byte is below 0x0E" in a word; which byte it is is
+ * found byte by byte, so byte order does not matter.
+ */
+function findControl(buf: Uint8Array, words: Int32Array, wordBase: number, from: number): number {
+  const len = buf.length;
+  let at = from;
+  // Bytes up to the next word boundary.
+  while (at < len && ((at - wordBase) & 3) !== 0) {
+    if (buf[at] < 0x0e) return at;
+    at++;
+  }
+  if (at >= len) return len;
+  const wordCount = words.length;
+  for (let word = (at - wordBase) >> 2;; word++) {
+    while (word < wordCount && ((words[word] - 0x0e0e0e0e) & ~words[word] & 0x80808080) === 0) word++;
+    // The word that has a control byte, or the tail past the last whole word.
+    const stop = word < wordCount ? wordBase + word * 4 + 4 : len;
+    for (at = wordBase + word * 4; at < stop; at++) if (buf[at] < 0x0e) return at;
+    if (stop >= len) return len;
+  }
 }
 
 /** Limits and policy for one message. */
@@ -98,7 +126,11 @@ export class DataReader {
     const mode = this.#options.crlfMode;
     const maxLine = this.#options.maxLineLength;
     const len = buf.length;
-    this.#nextCR = -1;
+    // The same bytes as 32-bit words, from the first 4-aligned byte (typed-array views must be aligned).
+    const wordBase = (4 - (buf.byteOffset & 3)) & 3;
+    const words = len >= wordBase + 4
+      ? new Int32Array(buf.buffer, buf.byteOffset + wordBase, (len - wordBase) >> 2)
+      : NO_WORDS;
     let segStart = 0;
     let i = 0;
 
@@ -107,17 +139,20 @@ export class DataReader {
     this.#prevCR = false;
     if (startsAfterCR && buf[0] !== LF) this.#bareCR(buf, -1);
 
+    let atLineStart = this.#atLineStart;
     for (;;) {
-      if (this.#atLineStart) {
+      if (atLineStart) {
         if (i >= len) break;
         if (buf[i] === DOT) {
           if (i + 1 >= len || (buf[i + 1] === CR && i + 2 >= len)) {
             this.#emit(buf.subarray(segStart, i));
             this.#carry = buf.slice(i);
+            this.#atLineStart = true;
             return { consumed: chunk.length, done: false };
           }
           if (buf[i + 1] === CR && buf[i + 2] === LF) {
             this.#emit(buf.subarray(segStart, i));
+            this.#atLineStart = true;
             return { consumed: i + 3 - carried, done: true };
           }
           // A dot-stuffed line: drop the first dot (it does not count toward the line length).
@@ -125,12 +160,17 @@ export class DataReader {
           segStart = i + 1;
           i++;
         }
-        this.#atLineStart = false;
+        atLineStart = false;
       }
-      const lf = buf.indexOf(LF, i);
-      const end = lf < 0 ? len : lf;
-      segStart = this.#scanBareCRs(buf, i, end, segStart);
-      if (lf < 0) {
+      // One pass over the line finds its LF and any bare CR in it (see findControl).
+      let lf = findControl(buf, words, wordBase, i);
+      for (; lf < len; lf = findControl(buf, words, wordBase, lf + 1)) {
+        const b = buf[lf];
+        if (b === LF) break;
+        // A CR as the chunk's last byte is decided by the next chunk (#prevCR).
+        if (b === CR && lf + 1 < len && buf[lf + 1] !== LF) segStart = this.#bareCR(buf, lf, segStart);
+      }
+      if (lf === len) {
         this.#lineLength += len - i;
         if (maxLine > 0 && this.#lineLength > maxLine) this.lineTooLong = true;
         break;
@@ -149,27 +189,13 @@ export class DataReader {
       }
       this.lastLineBreak = crlf ? "\r\n" : "\n";
       i = lf + 1;
-      this.#atLineStart = crlf;
+      atLineStart = crlf;
     }
+    this.#atLineStart = atLineStart;
     this.#emit(buf.subarray(segStart, len));
     this.#prevCR = len > 0 && buf[len - 1] === CR;
     return { consumed: chunk.length, done: false };
   }
-
-  /** Finds CRs in `buf[from, end)` not followed by LF; returns the new segment start. */
-  #scanBareCRs(buf: Uint8Array, from: number, end: number, segStart: number): number {
-    // The next CR is remembered across lines: searching again from every line
-    // start would rescan the rest of the chunk each time when lines end in bare LF.
-    let cr = this.#nextCR;
-    if (cr < from) cr = this.#nextCR = findFrom(buf, CR, from);
-    while (cr < end) {
-      if (cr + 1 < buf.length && buf[cr + 1] !== LF) segStart = this.#bareCR(buf, cr, segStart);
-      cr = this.#nextCR = findFrom(buf, CR, cr + 1);
-    }
-    return segStart;
-  }
-  /** Position of the next CR at or after the scan point in the current chunk (`Infinity`: none). */
-  #nextCR = -1;
 
   /** Handles a bare CR at `at` (-1: the last byte of the previous chunk). */
   #bareCR(buf: Uint8Array, at: number, segStart = 0): number {
