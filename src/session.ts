@@ -662,7 +662,9 @@ export class Session {
   async #pumpStream(reader: DataReader, stream: MessageStream): Promise<void> {
     const chunk = reader.take();
     // Keep the start of the message for ctx.message.headers, but never more than 64 KiB.
-    if (!this.#headersSeen && chunk.length > 0 && reader.size - chunk.length < 65536) this.#head.push(chunk.slice());
+    if (!this.#headersSeen && chunk.length > 0 && reader.size - chunk.length < 65536) {
+      this.#head.push(new Uint8Array(chunk));
+    }
     await stream.write(chunk, () => this.#closing);
     // A reader that gave up does not hold the message up: keep reading, drop the bytes.
     if (stream.abandoned) reader.retain = false;
