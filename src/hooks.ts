@@ -14,6 +14,16 @@ import type { SaslCredentials } from "./auth/types.ts";
 /** A hook's result: a value, or a promise of one. */
 export type Awaitable<T> = T | Promise<T>;
 
+/**
+ * Whether a hook's result has to be awaited. The session awaits only real
+ * promises (or other thenables): `await` on a plain value still allocates a
+ * promise and costs a turn of the microtask queue, for every command of every
+ * message, while most hooks are synchronous.
+ */
+export function isPromiseLike<T>(value: Awaitable<T> | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown } | null | undefined)?.then === "function";
+}
+
 /** Every hook the server calls. */
 export interface SmtpdHooks {
   /** Receives each log line at or above `loggerSeverity`; `ctx` is `null` outside a session. */
