@@ -12,7 +12,15 @@ import type { SaslExchange, SaslMechanism, SaslStep } from "./auth/types.ts";
 import { decodeBase64Response, encodeBase64 } from "./auth/mod.ts";
 import { type Awaitable, isPromiseLike, type SmtpdHooks } from "./hooks.ts";
 import type { LogSeverity, ResolvedOptions } from "./options.ts";
-import { type EnvelopeContext, newEnvelope, newMessage, setMessageData, type SmtpdContext } from "./context.ts";
+import {
+  endContext,
+  type EnvelopeContext,
+  newContext,
+  newEnvelope,
+  newMessage,
+  setMessageData,
+  type SmtpdContext,
+} from "./context.ts";
 import {
   Smtpd421Exception,
   Smtpd500CrLfSequenceException,
@@ -88,7 +96,6 @@ export class Session {
   #shuttingDown = false;
   #waitingForInput = false;
   #timerArmed = false;
-  #abort = new AbortController();
   /** The SASL exchange waiting for the client's next line after a 334, if any. */
   #sasl: SaslExchange | undefined;
   #authFailures = 0;
@@ -101,32 +108,27 @@ export class Session {
     this.#lines = new LineReader(this.#opts.maxCommandLineLength, this.#opts.ioBufferMaxSize);
     const local = conn.localAddress;
     const remote = conn.remoteAddress;
-    this.ctx = {
-      server: {
-        localHost: local.hostname,
-        localIp: local.hostname,
-        localPort: local.port,
-        remoteHost: remote.hostname,
-        remoteIp: remote.hostname,
-        remotePort: remote.port,
-        localResponse: `${local.hostname} says welcome!`,
-        heloResponse: `${local.hostname} at your service!`,
-        helo: "",
-        heloMode: "",
-        connected: new Date(),
-        authenticated: null,
-        encrypted: conn.tls ? new Date() : null,
-        tlsProtocol: conn.tls?.protocol ?? "",
-        tlsCipher: conn.tls?.cipher ?? "",
-        authorizationId: "",
-        authenticationId: "",
-        exceptions: 0,
-        errors: [],
-      },
-      envelope: newEnvelope(),
-      message: newMessage(),
-      signal: this.#abort.signal,
-    };
+    this.ctx = newContext({
+      localHost: local.hostname,
+      localIp: local.hostname,
+      localPort: local.port,
+      remoteHost: remote.hostname,
+      remoteIp: remote.hostname,
+      remotePort: remote.port,
+      localResponse: `${local.hostname} says welcome!`,
+      heloResponse: `${local.hostname} at your service!`,
+      helo: "",
+      heloMode: "",
+      connected: new Date(),
+      authenticated: null,
+      encrypted: conn.tls ? new Date() : null,
+      tlsProtocol: conn.tls?.protocol ?? "",
+      tlsCipher: conn.tls?.cipher ?? "",
+      authorizationId: "",
+      authenticationId: "",
+      exceptions: 0,
+      errors: [],
+    });
   }
 
   /** Runs the session to its end; never rejects. */
@@ -156,7 +158,7 @@ export class Session {
       if (this.#state === "DATA") this.#host.log(this.ctx, "info", "client vanished during DATA: message dropped");
       this.#stream?.error(new Error("the client disconnected before the end of the message"));
       await this.#closeConnection();
-      this.#abort.abort();
+      endContext(this.ctx);
       try {
         await this.#host.hooks.onDisconnectEvent(this.ctx);
       } catch (err) {
