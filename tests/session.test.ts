@@ -12,7 +12,7 @@ import {
   type SmtpdContext,
   SmtpdException,
 } from "../mod.ts";
-import { delay, ehloClient, RawClient, type RunningServer, startServer, TRANSPORTS } from "./helpers.ts";
+import { delay, ehloClient, RawClient, type RunningServer, startServer, TRANSPORTS, withTimeout } from "./helpers.ts";
 
 interface Delivered {
   from: string;
@@ -709,6 +709,43 @@ for (const transport of TRANSPORTS) {
             assert.equal(to.length, 1);
             assert.ok(to[0].startsWith(`<r${n}.`), `${from} -> ${to}`);
           }
+        } finally {
+          await s.close();
+        }
+      });
+
+      it("aborts ctx.signal when the client goes away, also when it is first read after the end", async () => {
+        let sawAbort: () => void = () => {};
+        const aborted = new Promise<void>((resolve) => sawAbort = resolve);
+        const afterEnd: boolean[] = [];
+        const s = await startServer(transport, {
+          onRcptToEvent(ctx) {
+            // Work left running after the hook returned stops when the session ends.
+            assert.equal(ctx.signal.aborted, false);
+            ctx.signal.addEventListener("abort", () => sawAbort());
+          },
+          onDisconnectEvent(ctx) {
+            afterEnd.push(ctx.signal.aborted);
+          },
+        });
+        try {
+          const c = await ehloClient(s.port);
+          await c.command("MAIL FROM:<a@example.com>");
+          assert.equal((await c.command("RCPT TO:<b@example.com>")).code, 250);
+          c.close();
+          await withTimeout(aborted, 3000, "abort of ctx.signal");
+          // A session whose hooks never asked for the signal: it is aborted when asked for later.
+          const quiet = await ehloClient(s.port);
+          await quiet.command("QUIT");
+          quiet.close();
+          await withTimeout(
+            (async () => {
+              while (afterEnd.length < 2) await delay(10);
+            })(),
+            3000,
+            "both disconnects",
+          );
+          assert.deepEqual(afterEnd, [true, true]);
         } finally {
           await s.close();
         }
