@@ -10,7 +10,8 @@
  *   --runs N           measured runs per cell, reported as median (min–max) [3; 1 with --quick]
  *   --write            also replace the results section of BENCHMARKS.md
  *   --ref REF          measure a git ref (e.g. HEAD) instead of the working tree
- *   --targets a,b      only these targets (ours-deno, ours-bun, ours-node, ours-*-stream (w2 only), smtp-server-node)
+ *   --targets a,b      only these targets (ours-deno, ours-bun, ours-node, ours-*-stream (w2 only),
+ *                      ours-deno-semi16 (w3 only), ours-deno-stream-semi16 (w2 only), smtp-server-node)
  *   --workloads a,b    only these workloads (w1, w1-conn, w2, w3)
  *   --idle N           idle connections for the memory test; 0 skips it [5000]
  *   --no-smtp-source   skip the Postfix smtp-source cross-check

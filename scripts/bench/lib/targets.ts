@@ -33,6 +33,9 @@ export interface Target {
   readonly onlyWorkloads?: readonly string[];
 }
 
+/** The V8 flag of the `-semi16` variants. */
+const SEMI_SPACE_16 = "--v8-flags=--max-semi-space-size=16";
+
 const script = (tools: Toolchain, name: string) => join(tools.repo, "scripts", "bench", "targets", name);
 
 /** The targets, in table order; the reference (smtp-server) last. */
@@ -87,6 +90,36 @@ export const TARGETS: readonly Target[] = [
     command: (t, lib, port) => ({
       command: t.node,
       args: ["--import", "tsx", script(t, "ours.ts"), "--port", String(port), "--lib", lib.npmEntry, "--stream"],
+    }),
+  },
+  // Deno with V8's young generation capped at 16 MiB per semi-space, the default of Node 20's V8 (Deno's newer
+  // V8 lets it grow to 32 MiB here): peak RSS under load is mostly young-generation garbage, not live data.
+  {
+    name: "ours-deno-semi16",
+    ours: true,
+    onlyWorkloads: ["w3"],
+    command: (t, lib, port) => ({
+      command: t.deno,
+      args: ["run", "-A", SEMI_SPACE_16, script(t, "ours.ts"), "--port", String(port), "--lib", lib.sourceEntry],
+    }),
+  },
+  {
+    name: "ours-deno-stream-semi16",
+    ours: true,
+    onlyWorkloads: ["w2"],
+    command: (t, lib, port) => ({
+      command: t.deno,
+      args: [
+        "run",
+        "-A",
+        SEMI_SPACE_16,
+        script(t, "ours.ts"),
+        "--port",
+        String(port),
+        "--lib",
+        lib.sourceEntry,
+        "--stream",
+      ],
     }),
   },
   {
