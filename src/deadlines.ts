@@ -9,13 +9,22 @@
  */
 
 interface Entry {
+  /** When to fire (ms since the epoch); `Infinity` while cleared. */
   at: number;
   fire: () => void;
 }
 
-/** Deadlines keyed by their owner (one per owner). */
+/**
+ * Deadlines keyed by their owner (one per owner). An owner's entry stays in
+ * the map from its first `set()` until `remove()`, and `clear()` only marks it:
+ * a session arms and clears its deadline for every command, and a Map insert
+ * and delete per command (plus a fresh entry) was a steady share of the
+ * allocations per message.
+ */
 export class Deadlines {
   #entries = new Map<object, Entry>();
+  /** Entries with a deadline; the sweep runs while there are any. */
+  #armed = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
   readonly #resolutionMs: number;
 
@@ -26,15 +35,36 @@ export class Deadlines {
 
   /** Calls `fire` once, `ms` from now, unless cleared or set again before. */
   set(owner: object, ms: number, fire: () => void): void {
-    this.#entries.set(owner, { at: Date.now() + ms, fire });
+    let entry = this.#entries.get(owner);
+    if (!entry) {
+      entry = { at: Infinity, fire };
+      this.#entries.set(owner, entry);
+    }
+    if (entry.at === Infinity) this.#armed++;
+    entry.at = Date.now() + ms;
+    entry.fire = fire;
     if (this.#timer === undefined) this.#timer = setInterval(() => this.#sweep(), this.#resolutionMs);
   }
 
-  /** Drops the owner's deadline, if any. */
+  /** Drops the owner's deadline, if any (the owner stays known until `remove()`). */
   clear(owner: object): void {
-    if (!this.#entries.delete(owner) || this.#entries.size > 0) return;
+    const entry = this.#entries.get(owner);
+    if (!entry || entry.at === Infinity) return;
+    entry.at = Infinity;
+    if (--this.#armed > 0) return;
     clearInterval(this.#timer);
     this.#timer = undefined;
+  }
+
+  /** Forgets the owner (its deadline too): call it when the owner ends. */
+  remove(owner: object): void {
+    this.clear(owner);
+    this.#entries.delete(owner);
+  }
+
+  /** How many owners are known (for tests). */
+  get size(): number {
+    return this.#entries.size;
   }
 
   #sweep(): void {

@@ -155,6 +155,7 @@ export class Session {
       this.#host.log(this.ctx, "error", `session error: ${errorText(err)}`, err);
     } finally {
       this.#disarmTimer();
+      this.#host.deadlines.remove(this);
       if (this.#state === "DATA") this.#host.log(this.ctx, "info", "client vanished during DATA: message dropped");
       this.#stream?.error(new Error("the client disconnected before the end of the message"));
       await this.#closeConnection();
@@ -826,7 +827,7 @@ export class Session {
       : o.ioCmdTimeout;
     if (seconds === null) return;
     this.#timerArmed = true;
-    this.#host.deadlines.set(this, seconds * 1000, () => this.#onTimeout());
+    this.#host.deadlines.set(this, seconds * 1000, this.#timeoutHandler);
   }
 
   #disarmTimer(): void {
@@ -834,6 +835,9 @@ export class Session {
     this.#timerArmed = false;
     this.#host.deadlines.clear(this);
   }
+
+  /** Made once: the deadline is armed for every command. */
+  readonly #timeoutHandler = () => this.#onTimeout();
 
   #onTimeout(): void {
     this.#timerArmed = false;

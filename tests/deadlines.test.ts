@@ -32,6 +32,26 @@ describe("Deadlines", () => {
     assert.deepEqual(fired, ["b2"]);
   });
 
+  it("forgets removed owners and never fires for them; a cleared owner stays known", async () => {
+    const clock = new Deadlines(10);
+    const a = {};
+    const b = {};
+    const fired: string[] = [];
+    clock.set(a, 30, () => fired.push("a"));
+    clock.set(b, 30, () => fired.push("b"));
+    clock.clear(b);
+    assert.equal(clock.size, 2);
+    clock.remove(a);
+    clock.remove(b);
+    assert.equal(clock.size, 0);
+    await sleep(60);
+    assert.deepEqual(fired, []);
+    clock.set(a, 20, () => fired.push("a again"));
+    await sleep(60);
+    assert.deepEqual(fired, ["a again"]);
+    clock.remove(a);
+  });
+
   it("picks a tenth of the shortest timeout, between 10 ms and 1 s", () => {
     assert.equal(resolutionFor([300, 300, 600]), 1000);
     assert.equal(resolutionFor([0.3, 300, null]), 30);
