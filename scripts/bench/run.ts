@@ -11,7 +11,8 @@
  *   --write            also replace the results section of BENCHMARKS.md
  *   --ref REF          measure a git ref (e.g. HEAD) instead of the working tree
  *   --targets a,b      only these targets (ours-deno, ours-bun, ours-node, ours-*-stream (w2 only),
- *                      ours-deno-semi16 (w3 only), ours-deno-stream-semi16 (w2 only), smtp-server-node)
+ *                      ours-deno-semi16 (w3 only), ours-deno-stream-semi16 (w2 only),
+ *                      postfix-smtp-sink (where installed), smtp-server-node)
  *   --workloads a,b    only these workloads (w1, w1-conn, w2, w3)
  *   --idle N           idle connections for the memory test; 0 skips it [5000]
  *   --no-smtp-source   skip the Postfix smtp-source cross-check
@@ -127,7 +128,10 @@ async function main(): Promise<number> {
       : opts.smtpSource
       ? "skipped (smtp-source or shared/tools/smtp-source-bench.sh not found)"
       : "skipped (--no-smtp-source)";
-    const targets = TARGETS.filter((t) => opts.targets.includes(t.name));
+    const targets = TARGETS.filter((t) => opts.targets.includes(t.name) && (t.available?.() ?? true));
+    for (const t of TARGETS) {
+      if (opts.targets.includes(t.name) && !(t.available?.() ?? true)) progress(`${t.name}: not installed, skipped`);
+    }
     const workloads = WORKLOADS.filter((w) => opts.workloads.includes(w.name));
     const cells: CellResult[] = [];
     for (const w of workloads) {

@@ -5,7 +5,10 @@
  *
  * @module
  */
+import { existsSync } from "node:fs";
+import net from "node:net";
 import { join } from "node:path";
+import process from "node:process";
 import { type Child, start } from "./spawn.ts";
 import type { Library } from "./library.ts";
 
@@ -31,7 +34,14 @@ export interface Target {
   command(tools: Toolchain, lib: Library, port: number): { command: string; args: string[] };
   /** Only these workloads (and no idle test): for variants that matter for one workload. */
   readonly onlyWorkloads?: readonly string[];
+  /** Whether it can run on this machine (default: yes); targets that need a system package check for it. */
+  available?(): boolean;
+  /** It cannot listen on port 0 and report the port: it gets a free port chosen beforehand. */
+  readonly needsPort?: boolean;
 }
+
+/** Postfix's test server (Debian package postfix). */
+const SMTP_SINK = "/usr/sbin/smtp-sink";
 
 /** The V8 flag of the `-semi16` variants. */
 const SEMI_SPACE_16 = "--v8-flags=--max-semi-space-size=16";
@@ -122,6 +132,24 @@ export const TARGETS: readonly Target[] = [
       ],
     }),
   },
+  // The stretch reference: Postfix's smtp-sink (C, one process), where the Debian postfix package is installed.
+  // smtp-sink prints nothing when it listens, so a background subshell waits for the port and prints READY;
+  // `exec` keeps the pid smtp-sink's own. As root it must drop privileges (-u).
+  {
+    name: "postfix-smtp-sink",
+    ours: false,
+    onlyWorkloads: ["w1", "w1-conn", "w2", "w3"],
+    available: () => existsSync(SMTP_SINK),
+    needsPort: true,
+    command: (_t, _lib, port) => ({
+      command: "bash",
+      args: [
+        "-c",
+        `(until (exec 3<>/dev/tcp/127.0.0.1/${port}) 2>/dev/null; do sleep 0.05; done; echo "READY ${port}") & ` +
+        `exec ${SMTP_SINK} ${process.getuid?.() === 0 ? "-u nobody " : ""}127.0.0.1:${port} 1024`,
+      ],
+    }),
+  },
   {
     name: "smtp-server-node",
     ours: false,
@@ -151,6 +179,7 @@ export interface RunningTarget {
  * map) and every runtime finds node_modules.
  */
 export async function startTarget(target: Target, tools: Toolchain, lib: Library, port = 0): Promise<RunningTarget> {
+  if (port === 0 && target.needsPort) port = await freePort();
   const { command, args } = target.command(tools, lib, port);
   const child = start(command, args, lib.root);
   try {
@@ -162,4 +191,16 @@ export async function startTarget(target: Target, tools: Toolchain, lib: Library
     await child.stop();
     throw err;
   }
+}
+
+/** A loopback port that was free a moment ago (for targets that cannot report the port they took). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
 }
