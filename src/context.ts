@@ -167,41 +167,52 @@ const utf8 = new TextDecoder();
  * `headers`) costs no copy of the message.
  */
 export function setMessageData(message: MessageContext, segments: Uint8Array[]): void {
-  if (segments.length <= 1) {
-    message.data = segments[0] ?? EMPTY;
-    return;
-  }
-  let joined: Uint8Array | undefined;
-  Object.defineProperty(message, "data", {
-    configurable: true,
-    enumerable: true,
-    get: () => {
-      if (!joined) {
-        joined = concatBytes(segments);
-        segments = []; // the joined copy replaces the pieces
-      }
-      return joined;
-    },
-    set: (value: Uint8Array) => {
-      joined = value;
-    },
-  });
+  if (message instanceof Message) message[SET_SEGMENTS](segments);
+  else message.data = segments.length === 1 ? segments[0] : concatBytes(segments);
 }
 
+const SET_SEGMENTS = Symbol("setSegments");
+
 /**
- * The message record. A class, so that `text` is one getter on the prototype:
- * as an object-literal getter it cost every message (and every idle session)
- * a closure and dictionary-mode properties, about 500 bytes.
+ * The message record. A class, so that `text` and the lazily joined `data`
+ * are accessors on the prototype: as object-literal getters (or a
+ * per-message `defineProperty`) they cost every message a closure and
+ * dictionary-mode properties, about 500 bytes.
  */
 class Message implements MessageContext {
   received: Date | null = null;
   delivered: Date | null = null;
   bytesize = -1;
   headers = "";
-  data: Uint8Array = EMPTY;
   crlf = "\r\n";
+  /** The joined bytes, or the single piece; `undefined` while `#pieces` still has to be joined. */
+  #data: Uint8Array | undefined = EMPTY;
+  #pieces: Uint8Array[] = [];
+
+  get data(): Uint8Array {
+    if (this.#data === undefined) {
+      this.#data = concatBytes(this.#pieces);
+      this.#pieces = []; // the joined copy replaces the pieces
+    }
+    return this.#data;
+  }
+
+  set data(value: Uint8Array) {
+    this.#data = value;
+    this.#pieces = [];
+  }
+
   get text(): string {
     return utf8.decode(this.data);
+  }
+
+  [SET_SEGMENTS](segments: Uint8Array[]): void {
+    if (segments.length <= 1) {
+      this.data = segments[0] ?? EMPTY;
+    } else {
+      this.#data = undefined;
+      this.#pieces = segments;
+    }
   }
 }
 

@@ -19,8 +19,9 @@ const LF_BYTES = new Uint8Array([LF]);
 const NO_WORDS = new Int32Array(0);
 
 /**
- * Index of the first byte below 0x0E (which takes in LF, CR and the rarer
- * controls the caller skips) at or after `from` in `buf`, or `buf.length`.
+ * Index of the first byte below 0x0E (LF and CR, and also TAB and the other
+ * low controls, which the caller steps over) at or after `from` in `buf`, or
+ * `buf.length`.
  *
  * Why words: mail lines are short (~76 bytes), so a native `indexOf` for LF
  * and another for CR per line spent most of the time in call overhead, and

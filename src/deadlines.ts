@@ -1,9 +1,9 @@
 /**
  * One coarse clock for every session's idle deadline. Arming and clearing a
- * deadline is a Map write, not a timer: sessions do it on every command, and a
- * `setTimeout`/`clearTimeout` pair per command showed up in profiles. One
- * interval sweeps the deadlines while any exist; a deadline fires at most one
- * resolution step late.
+ * deadline writes two fields of the owner's entry, not a timer: sessions do it
+ * on every command, and a `setTimeout`/`clearTimeout` pair per command showed
+ * up in profiles. One interval runs while any deadline is armed and sweeps
+ * every known owner; a deadline fires at most one resolution step late.
  *
  * @module
  */
@@ -65,6 +65,11 @@ export class Deadlines {
   /** How many owners are known (for tests). */
   get size(): number {
     return this.#entries.size;
+  }
+
+  /** Whether the sweep interval runs (for tests: it must stop when nothing is armed). */
+  get ticking(): boolean {
+    return this.#timer !== undefined;
   }
 
   #sweep(): void {

@@ -41,11 +41,15 @@ describe("Deadlines", () => {
     clock.set(b, 30, () => fired.push("b"));
     clock.clear(b);
     assert.equal(clock.size, 2);
+    assert.equal(clock.ticking, true, "a is still armed");
+    clock.clear(a);
+    assert.equal(clock.ticking, false, "nothing armed: no interval, though a and b are still known");
+    assert.equal(clock.size, 2);
     clock.remove(a);
     clock.remove(b);
     assert.equal(clock.size, 0);
     await sleep(60);
-    assert.deepEqual(fired, []);
+    assert.equal(fired.length, 0);
     clock.set(a, 20, () => fired.push("a again"));
     await sleep(60);
     assert.deepEqual(fired, ["a again"]);

@@ -561,6 +561,67 @@ for (const transport of TRANSPORTS) {
         assert.equal(s.disconnects[0].server.exceptions, 5, "550, 451, 550, 552, 421");
       });
 
+      it("answers a rejected promise like a throw, from every hook, and the session goes on", async () => {
+        const s = await recordingServer(transport, {
+          async onHeloEvent(_ctx, helo) {
+            await delay(1);
+            if (helo === "bad.example") throw new SmtpdException(550, "5.7.1", "Go away");
+          },
+          async onMailFromEvent(_ctx, from) {
+            await delay(1);
+            if (from === "<crash@example.com>") throw new Error("database down");
+            if (from === "<rewrite@example.com>") return "<rewritten@example.com>";
+          },
+          async onRcptToEvent(_ctx, rcpt) {
+            await delay(1);
+            if (rcpt === "<nobody@example.com>") throw new Smtpd550Exception();
+          },
+          async onMessageDataStartEvent(ctx) {
+            await delay(1);
+            if (ctx.envelope.to.includes("<nodata@example.com>")) throw new SmtpdException(554, "5.7.1", "No data");
+          },
+          onMessageDataHeadersEvent(ctx) {
+            if (ctx.message.headers.includes("X-Bad:")) throw new SmtpdException(550, "5.7.1", "Bad header");
+          },
+          onMessageDataEvent(ctx) {
+            if (ctx.message.text.includes("reject me")) throw new Smtpd552Exception();
+            s.messages.push({ from: ctx.envelope.from, to: ctx.envelope.to, data: ctx.message.text, headers: "" });
+          },
+        });
+        const c = await RawClient.connect(s.port);
+        try {
+          await c.expect(220);
+          assert.equal((await c.command("EHLO bad.example")).raw, "550 5.7.1 Go away\r\n");
+          assert.equal((await c.command("EHLO good.example")).code, 250);
+          assert.equal((await c.command("MAIL FROM:<crash@example.com>")).code, 451);
+          // The refused MAIL left no sender behind.
+          assert.equal((await c.command("RCPT TO:<ok@example.com>")).code, 503);
+          assert.equal((await c.command("MAIL FROM:<rewrite@example.com>")).code, 250);
+          assert.equal((await c.command("RCPT TO:<nobody@example.com>")).code, 550);
+          assert.equal((await c.command("RCPT TO:<nodata@example.com>")).code, 250);
+          assert.equal((await c.command("DATA")).raw, "554 5.7.1 No data\r\n");
+          await c.command("RSET");
+          // A synchronous throw from the headers hook and from the message hook.
+          await transaction(c);
+          await c.send("X-Bad: 1\r\n\r\nbody\r\n.\r\n");
+          assert.equal((await c.reply()).raw, "550 5.7.1 Bad header\r\n");
+          await transaction(c);
+          await c.send("reject me\r\n.\r\n");
+          assert.equal((await c.reply()).code, 552);
+          assert.equal((await c.command("MAIL FROM:<rewrite@example.com>")).code, 250);
+          assert.equal((await c.command("RCPT TO:<ok@example.com>")).code, 250);
+          assert.equal((await c.command("DATA")).code, 354);
+          await c.send("fine\r\n.\r\n");
+          assert.equal((await c.reply()).code, 250);
+          assert.deepEqual(s.messages.map((m) => [m.from, m.to, m.data]), [
+            ["<rewritten@example.com>", ["<ok@example.com>"], "fine\r\n"],
+          ]);
+        } finally {
+          c.close();
+          await s.close();
+        }
+      });
+
       it("stores what the MAIL hook returns", async () => {
         const s = await recordingServer(transport, { onMailFromEvent: () => "<other@example.com>" });
         const c = await ehloClient(s.port);
