@@ -37,7 +37,7 @@ import { parseArgs } from "node:util";
 import { intOption, UsageError } from "./lib/args.ts";
 import { prepareLibrary } from "./lib/library.ts";
 import { describeMachine } from "./lib/machine.ts";
-import { measureCell, measureIdle } from "./lib/measure.ts";
+import { measureIdle, measureWorkload } from "./lib/measure.ts";
 import { type BenchReport, type CellResult, type IdleResult, renderMarkdown, writeSection } from "./lib/report.ts";
 import { findSmtpSourceBench } from "./lib/smtp_source.ts";
 import { REFERENCE, TARGETS, type Toolchain } from "./lib/targets.ts";
@@ -135,27 +135,25 @@ async function main(): Promise<number> {
     const workloads = WORKLOADS.filter((w) => opts.workloads.includes(w.name));
     const cells: CellResult[] = [];
     for (const w of workloads) {
-      for (const target of targets) {
-        if (target.onlyWorkloads && !target.onlyWorkloads.includes(w.name)) continue;
-        progress(`${w.name} on ${target.name}`);
-        const t0 = Date.now();
-        const cell = await measureCell(
-          target,
-          w,
-          {
-            runs: opts.runs,
-            messages: opts.quick ? w.quickMessages : w.messages,
-            warmup: opts.quick ? 0 : w.warmup,
-            smtpSourceWrapper: wrapper,
-          },
-          tools,
-          lib,
-          progress,
-        );
-        if (cell.error) progress(`  error: ${cell.error}`);
-        progress(`  (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
-        cells.push(cell);
-      }
+      const here = targets.filter((t) => !t.onlyWorkloads || t.onlyWorkloads.includes(w.name));
+      progress(`${w.name} on ${here.map((t) => t.name).join(", ")}`);
+      const t0 = Date.now();
+      const results = await measureWorkload(
+        here,
+        w,
+        {
+          runs: opts.runs,
+          messages: opts.quick ? w.quickMessages : w.messages,
+          warmup: opts.quick ? 0 : w.warmup,
+          smtpSourceWrapper: wrapper,
+        },
+        tools,
+        lib,
+        progress,
+      );
+      for (const cell of results) if (cell.error) progress(`  error on ${cell.target}: ${cell.error}`);
+      progress(`  (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+      cells.push(...results);
     }
     const idle: IdleResult[] = [];
     if (opts.idle > 0) {

@@ -1,9 +1,9 @@
 /**
- * One measurement: a fresh target process, the load generator as separate
- * child processes (never sharing the server's event loop), server CPU from
- * /proc around each run and peak RSS at the end; then, optionally, the
- * smtp-source cross-check against the same server process. Also the idle
- * connection measurement.
+ * The measurements: per workload a fresh process of every target, the load
+ * generator as separate child processes (never sharing a server's event
+ * loop), server CPU from /proc around each run and peak RSS at the end; then,
+ * optionally, the smtp-source cross-check against the same server processes.
+ * Also the idle connection measurement.
  *
  * @module
  */
@@ -12,7 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { cpuSeconds, peakRssBytes, rssBytes } from "./proc.ts";
 import { spread } from "./stats.ts";
 import { run, start } from "./spawn.ts";
-import { startTarget, type Target, type Toolchain } from "./targets.ts";
+import { type RunningTarget, startTarget, type Target, type Toolchain } from "./targets.ts";
 import type { Library } from "./library.ts";
 import type { Workload } from "./workloads.ts";
 import type { CellResult, IdleResult } from "./report.ts";
@@ -76,76 +76,131 @@ async function loadgen(tools: Toolchain, port: number, w: Workload, messages: nu
   }
 }
 
-/** Measures workload `w` on `target`; never throws (errors land in the result). */
-export async function measureCell(
-  target: Target,
+/** One target's measurements within a workload. */
+interface Accumulator {
+  readonly target: Target;
+  server?: RunningTarget;
+  error?: string;
+  readonly msgs: number[];
+  readonly mb: number[];
+  readonly cpu: number[];
+  readonly gen: number[];
+  readonly other: number[];
+  failures: number;
+  firstFailure?: string;
+}
+
+/**
+ * Measures workload `w` on every target; never throws (errors land in the
+ * results). All targets run at once, idle while another is measured; after
+ * each one's warm-up the measured runs go round-robin (one run per target per
+ * round, the order rotating), so a slow spell of this shared machine hits
+ * every target alike instead of one target's whole series.
+ */
+export async function measureWorkload(
+  targets: readonly Target[],
   w: Workload,
   plan: CellPlan,
   tools: Toolchain,
   lib: Library,
   progress: (msg: string) => void,
-): Promise<CellResult> {
-  const base = { workload: w.name, target: target.name, messages: plan.messages };
-  const none = spread([]);
-  let server;
+): Promise<CellResult[]> {
+  const all: Accumulator[] = targets.map((target) => ({
+    target,
+    msgs: [],
+    mb: [],
+    cpu: [],
+    gen: [],
+    other: [],
+    failures: 0,
+  }));
   try {
-    server = await startTarget(target, tools, lib);
-  } catch (err) {
-    return { ...base, ...empty(none), error: `start failed: ${(err as Error).message}` };
-  }
-  try {
-    if (plan.warmup > 0) {
-      const warm = await loadgen(tools, server.port, w, plan.warmup);
-      if (warm.failures > 0 || warm.timedOut) {
-        return { ...base, ...empty(none), error: `warm-up failed: ${warm.firstFailure ?? "timed out"}` };
+    for (const a of all) {
+      try {
+        a.server = await startTarget(a.target, tools, lib);
+      } catch (err) {
+        a.error = `start failed: ${(err as Error).message}`;
+        continue;
+      }
+      if (plan.warmup === 0) continue;
+      progress(`  warm-up on ${a.target.name}`);
+      try {
+        const warm = await loadgen(tools, a.server.port, w, plan.warmup);
+        if (warm.failures > 0 || warm.timedOut) a.error = `warm-up failed: ${warm.firstFailure ?? "timed out"}`;
+      } catch (err) {
+        a.error = (err as Error).message;
       }
     }
-    const msgs: number[] = [], mb: number[] = [], cpu: number[] = [], gen: number[] = [], other: number[] = [];
-    let failures = 0;
-    let firstFailure: string | undefined;
-    for (let i = 0; i < plan.runs; i++) {
-      const cpu0 = cpuSeconds(server.pid);
-      const r = await loadgen(tools, server.port, w, plan.messages);
-      cpu.push(cpuSeconds(server.pid) - cpu0);
-      msgs.push(r.msgsPerSec);
-      mb.push(r.mbPerSec);
-      gen.push(r.genCpuSec);
-      // The server is idle outside the generator's measured window, so its CPU delta fits that window.
-      other.push(Math.max(0, r.machineBusySec - cpu[cpu.length - 1] - r.genCpuSec));
-      failures += r.failures + (r.timedOut ? 1 : 0);
-      firstFailure ??= r.firstFailure ?? (r.timedOut ? "timed out" : undefined);
-      progress(`  run ${i + 1}/${plan.runs}: ${r.msgsPerSec.toFixed(1)} msgs/s, failures ${r.failures}`);
+    for (let round = 0; round < plan.runs; round++) {
+      for (let k = 0; k < all.length; k++) {
+        const a = all[(round + k) % all.length];
+        if (!a.server || a.error) continue;
+        try {
+          await measureRun(a, a.server, w, plan, tools);
+          progress(`  run ${round + 1}/${plan.runs} ${a.target.name}: ${a.msgs.at(-1)!.toFixed(1)} msgs/s`);
+        } catch (err) {
+          a.error = (err as Error).message;
+        }
+      }
     }
-    const peak = peakRssBytes(server.pid);
-    let smtpSource;
-    if (plan.smtpSourceWrapper) {
-      smtpSource = await smtpSourceBench(plan.smtpSourceWrapper, server.port, w.smtpSource, {
-        messages: plan.messages,
-        runs: plan.runs,
-        // The server is warm already: our runs just went through it.
-        warmup: 0,
-        timeoutSecs: RUN_TIMEOUT_SECS,
-        cwd: tools.repo,
+    const results: CellResult[] = [];
+    for (const a of all) {
+      const base = { workload: w.name, target: a.target.name, messages: plan.messages };
+      if (!a.server || a.error) {
+        results.push({ ...base, ...empty(spread([])), error: a.error ?? "not started" });
+        continue;
+      }
+      const peak = peakRssBytes(a.server.pid);
+      let smtpSource;
+      if (plan.smtpSourceWrapper) {
+        smtpSource = await smtpSourceBench(plan.smtpSourceWrapper, a.server.port, w.smtpSource, {
+          messages: plan.messages,
+          runs: plan.runs,
+          // The server is warm already: our runs just went through it.
+          warmup: 0,
+          timeoutSecs: RUN_TIMEOUT_SECS,
+          cwd: tools.repo,
+        });
+        progress(`  smtp-source on ${a.target.name}: ${smtpSource.status} ${smtpSource.msgsPerSec} msgs/s`);
+      }
+      results.push({
+        ...base,
+        msgsPerSec: spread(a.msgs),
+        mbPerSec: spread(a.mb),
+        serverCpuSec: spread(a.cpu),
+        genCpuSec: spread(a.gen),
+        otherCpuSec: spread(a.other),
+        peakRssBytes: peak,
+        failures: a.failures,
+        firstFailure: a.firstFailure,
+        smtpSource,
       });
-      progress(`  smtp-source: ${smtpSource.status} ${smtpSource.msgsPerSec} msgs/s`);
     }
-    return {
-      ...base,
-      msgsPerSec: spread(msgs),
-      mbPerSec: spread(mb),
-      serverCpuSec: spread(cpu),
-      genCpuSec: spread(gen),
-      otherCpuSec: spread(other),
-      peakRssBytes: peak,
-      failures,
-      firstFailure,
-      smtpSource,
-    };
-  } catch (err) {
-    return { ...base, ...empty(none), error: (err as Error).message };
+    return results;
   } finally {
-    await server.child.stop();
+    for (const a of all) await a.server?.child.stop();
   }
+}
+
+/** One measured run of the load generator against `server`, added to `a`. */
+async function measureRun(
+  a: Accumulator,
+  server: RunningTarget,
+  w: Workload,
+  plan: CellPlan,
+  tools: Toolchain,
+): Promise<void> {
+  const cpu0 = cpuSeconds(server.pid);
+  const r = await loadgen(tools, server.port, w, plan.messages);
+  const cpu = cpuSeconds(server.pid) - cpu0;
+  a.cpu.push(cpu);
+  a.msgs.push(r.msgsPerSec);
+  a.mb.push(r.mbPerSec);
+  a.gen.push(r.genCpuSec);
+  // The server is idle outside the generator's measured window, so its CPU delta fits that window.
+  a.other.push(Math.max(0, r.machineBusySec - cpu - r.genCpuSec));
+  a.failures += r.failures + (r.timedOut ? 1 : 0);
+  a.firstFailure ??= r.firstFailure ?? (r.timedOut ? "timed out" : undefined);
 }
 
 function empty(none: ReturnType<typeof spread>) {
