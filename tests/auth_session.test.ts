@@ -14,7 +14,6 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { writeFileSync } from "node:fs";
 import * as net from "node:net";
 import * as tls from "node:tls";
 import {
@@ -35,7 +34,7 @@ import {
   TRANSPORTS,
   withMailer,
 } from "./helpers.ts";
-import { scratchFolder } from "./scratch.ts";
+import { EC_KEY, scratchFolder } from "./scratch.ts";
 
 /** Per-test limit for the runner; every wait inside a test has its own, shorter limit. */
 const TEST = { timeout: 20_000 };
@@ -43,35 +42,15 @@ const TEST = { timeout: 20_000 };
 // ---------------------------------------------------------------------------
 // a CA and a server certificate for localhost / 127.0.0.1, for STARTTLS
 
-const { path, read, openssl, remove: cleanUp } = scratchFolder("auth-session");
+const { read, remove: cleanUp, makeCa, makeSigned } = scratchFolder("auth-session");
 
 try {
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  openssl("req", "-x509", ...ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=AUTH Test CA");
-  openssl("req", "-new", ...ec, "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=localhost");
-  writeFileSync(
-    path("leaf.ext"),
-    "basicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
-  );
-  openssl(
-    "x509",
-    "-req",
-    "-in",
-    "leaf.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-set_serial",
-    "4954",
-    "-days",
-    "2",
-    "-sha256",
-    "-extfile",
-    "leaf.ext",
-    "-out",
-    "leaf.pem",
-  );
+  makeCa("ca", "AUTH Test CA");
+  makeSigned("leaf", "ca", "/CN=localhost", EC_KEY, [
+    "basicConstraints=critical,CA:FALSE",
+    "extendedKeyUsage=serverAuth",
+    "subjectAltName=DNS:localhost,IP:127.0.0.1",
+  ]);
 } catch (err) {
   cleanUp();
   throw err;

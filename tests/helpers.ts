@@ -285,13 +285,9 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
 /** A nodemailer transport, as the tests use it. */
 export type Mailer = ReturnType<typeof nodemailer.createTransport>;
 
-/** Runs `body` with a nodemailer transport to `127.0.0.1:port` (5 s timeouts, `extra` options on top), then closes it. */
-export async function withMailer(
-  port: number,
-  extra: Record<string, unknown>,
-  body: (mailer: Mailer) => Promise<void>,
-): Promise<void> {
-  const mailer = nodemailer.createTransport(
+/** A nodemailer transport to `127.0.0.1:port` with 5 s timeouts, `extra` options on top. */
+export function createMailer(port: number, extra: Record<string, unknown> = {}): Mailer {
+  return nodemailer.createTransport(
     {
       host: "127.0.0.1",
       port,
@@ -302,6 +298,15 @@ export async function withMailer(
       ...extra,
     } as Parameters<typeof nodemailer.createTransport>[0],
   );
+}
+
+/** Runs `body` with {@link createMailer}'s transport, then closes it. */
+export async function withMailer(
+  port: number,
+  extra: Record<string, unknown>,
+  body: (mailer: Mailer) => Promise<void>,
+): Promise<void> {
+  const mailer = createMailer(port, extra);
   try {
     await body(mailer);
   } finally {

@@ -19,10 +19,19 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import nodemailer from "nodemailer";
 import { type MidiSmtpServerOptions, Smtpd550Exception, Smtpd552Exception, type SmtpdContext } from "../mod.ts";
 import type { Transport } from "../src/transport/types.ts";
-import { delay, ehloClient, RawClient, type RunningServer, startServer, TRANSPORTS } from "./helpers.ts";
+import {
+  createMailer,
+  delay,
+  ehloClient,
+  type Mailer,
+  RawClient,
+  type RunningServer,
+  startServer,
+  TRANSPORTS,
+  withMailer,
+} from "./helpers.ts";
 
 /** Per-test limit for the runner; every test body has its own, shorter limit. */
 const TEST = { timeout: 30_000 };
@@ -116,37 +125,21 @@ async function withServer(
   }
 }
 
-type Mailer = ReturnType<typeof nodemailer.createTransport>;
+/** nodemailer options for plain text: no STARTTLS even if offered. */
+const PLAIN = { secure: false, ignoreTLS: true };
 
-/** A nodemailer SMTP transport to `srv` (plain text, no STARTTLS, short timeouts). */
+/** A plain-text nodemailer transport to `srv`. */
 function mailer(srv: RunningServer, extra: Record<string, unknown> = {}): Mailer {
-  return nodemailer.createTransport(
-    {
-      host: srv.host,
-      port: srv.port,
-      secure: false,
-      ignoreTLS: true,
-      name: "nodemailer.example",
-      connectionTimeout: 5000,
-      greetingTimeout: 5000,
-      socketTimeout: 5000,
-      ...extra,
-    } as Parameters<typeof nodemailer.createTransport>[0],
-  );
+  return createMailer(srv.port, { ...PLAIN, ...extra });
 }
 
-/** Runs `body` with a nodemailer transport and always closes it. */
-async function withMailer(
+/** Runs `body` with a plain-text nodemailer transport to `srv` and always closes it. */
+function withPlainMailer(
   srv: RunningServer,
   extra: Record<string, unknown>,
   body: (m: Mailer) => Promise<void>,
 ): Promise<void> {
-  const m = mailer(srv, extra);
-  try {
-    await body(m);
-  } finally {
-    m.close();
-  }
+  return withMailer(srv.port, { ...PLAIN, ...extra }, body);
 }
 
 /** An error as nodemailer reports it. */
@@ -361,7 +354,7 @@ for (const transport of TRANSPORTS) {
     it("nodemailer: a raw message arrives byte-exact (dot-stuffing undone, final CRLF kept)", TEST, async () => {
       const rec = new Recorder();
       await withServer(transport, rec.hooks(), async (srv) => {
-        await withMailer(srv, {}, async (m) => {
+        await withPlainMailer(srv, {}, async (m) => {
           const info = await m.sendMail({
             envelope: { from: "sender@example.com", to: ["rcpt1@example.com", "rcpt2@example.com"] },
             raw: RAW,
@@ -388,7 +381,7 @@ for (const transport of TRANSPORTS) {
     it("nodemailer: 10 messages over one pooled connection", TEST, async () => {
       const rec = new Recorder();
       await withServer(transport, rec.hooks(), async (srv) => {
-        await withMailer(srv, { pool: true, maxConnections: 1, maxMessages: 10 }, async (m) => {
+        await withPlainMailer(srv, { pool: true, maxConnections: 1, maxMessages: 10 }, async (m) => {
           const sent = Array.from({ length: 10 }, (_, i) =>
             m.sendMail({
               envelope: { from: `pool${i}@example.com`, to: [`rcpt${i}@example.com`] },
@@ -419,7 +412,7 @@ for (const transport of TRANSPORTS) {
         },
       });
       await withServer(transport, hooks, async (srv) => {
-        await withMailer(srv, {}, async (m) => {
+        await withPlainMailer(srv, {}, async (m) => {
           const to = ["a@example.com", "reject1@example.com", "b@example.com", "c@example.com"];
           const info = await m.sendMail({ envelope: { from: "sender@example.com", to }, raw: RAW });
           assert.deepEqual(info.accepted, ["a@example.com", "b@example.com", "c@example.com"]);
@@ -458,7 +451,7 @@ for (const transport of TRANSPORTS) {
       };
       await withServer(transport, hooks, async (srv) => {
         // pooled, so the same session goes on after each refusal
-        await withMailer(srv, { pool: true, maxConnections: 1 }, async (m) => {
+        await withPlainMailer(srv, { pool: true, maxConnections: 1 }, async (m) => {
           const envelope = { from: "sender@example.com", to: ["rcpt@example.com"] };
           const e552 = await rejection(
             m.sendMail({ envelope, raw: "Subject: x\r\n\r\nplease 552\r\n" }),
@@ -489,7 +482,7 @@ for (const transport of TRANSPORTS) {
       await withServer(transport, { pipeliningExtension: true, ...hooks }, async (srv) => {
         const proxy = await recordingProxy(srv);
         try {
-          await withMailer({ ...srv, port: proxy.port }, { pool: true, maxConnections: 1 }, async (m) => {
+          await withPlainMailer({ ...srv, port: proxy.port }, { pool: true, maxConnections: 1 }, async (m) => {
             for (let i = 0; i < 3; i++) {
               const info = await m.sendMail({
                 envelope: {
@@ -526,7 +519,7 @@ for (const transport of TRANSPORTS) {
       const hooks = { internationalizationExtensions: true, ...rec.hooks() };
       await withServer(transport, hooks, async (srv) => {
         const raw = "From: 用户@例子.example\r\nTo: 收件人@例子.example\r\nSubject: utf8\r\n\r\n你好\r\n";
-        await withMailer(srv, {}, async (m) => {
+        await withPlainMailer(srv, {}, async (m) => {
           const info = await m.sendMail({ envelope: { from: "用户@例子.example", to: ["收件人@例子.example"] }, raw });
           assert.equal(info.rejected.length, 0);
         });
@@ -544,7 +537,7 @@ for (const transport of TRANSPORTS) {
       const rec = new Recorder();
       await withServer(transport, { internationalizationExtensions: true, ...rec.hooks() }, async (srv) => {
         const latin1Bytes = Buffer.from("Subject: 8bit\r\n\r\nbytes: \xe4\xf6\xfc\xff\x80\x81\r\n", "latin1");
-        await withMailer(srv, {}, async (m) => {
+        await withPlainMailer(srv, {}, async (m) => {
           await m.sendMail({
             envelope: { from: "s@example.com", to: ["r@example.com"], use8BitMime: true },
             raw: RAW,
@@ -569,7 +562,7 @@ for (const transport of TRANSPORTS) {
       const big = bigMessage(1024 * 1024);
       assert.ok(big.length >= 1024 * 1024);
       await withServer(transport, rec.hooks(), async (srv) => {
-        await withMailer(srv, {}, async (m) => {
+        await withPlainMailer(srv, {}, async (m) => {
           await m.sendMail({ envelope: { from: "big@example.com", to: ["rcpt@example.com"] }, raw: big });
         });
         assert.equal(rec.messages.length, 1);
@@ -581,7 +574,7 @@ for (const transport of TRANSPORTS) {
       const rec = new Recorder();
       await withServer(transport, { maxMessageSize: 1000, ...rec.hooks() }, async (srv) => {
         const raw = bigMessage(5000);
-        await withMailer(srv, {}, async (m) => {
+        await withPlainMailer(srv, {}, async (m) => {
           // No size known in advance: the server counts while reading and answers the final dot with 552.
           const streamed = await rejection(
             m.sendMail({ envelope: { from: "s@example.com", to: ["r@example.com"] }, raw }),
@@ -835,7 +828,7 @@ for (const transport of TRANSPORTS) {
             await steady.waitClosed();
 
             // and a new client is served as usual
-            await withMailer(srv, {}, async (m) => {
+            await withPlainMailer(srv, {}, async (m) => {
               await m.sendMail({ envelope: { from: "after@example.com", to: ["rcpt@example.com"] }, raw: RAW });
             });
             await until(() => rec.disconnects.length === 3, "all three sessions to end");

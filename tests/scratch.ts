@@ -5,7 +5,7 @@
  */
 import { after } from "node:test";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -24,7 +24,22 @@ export interface Scratch {
   remove(): void;
   /** Makes a self-signed certificate `name.crt` with key `name.key` (EC P-256 unless `rsa`), valid for 2 days. */
   selfSigned(name: string, subject: { cn: string; san: string; rsa?: boolean }): TestCertificate;
+  /** Makes a CA certificate `name.pem` with key `name.key` (EC P-256), valid for 2 days. */
+  makeCa(name: string, cn: string): void;
+  /**
+   * Makes `name.pem` (key `name.key`, made with `keyArgs`, e.g. {@link EC_KEY}) signed by the CA or
+   * intermediate `issuer.pem`/`issuer.key`, with the given X.509 v3 extension lines.
+   */
+  makeSigned(name: string, issuer: string, subject: string, keyArgs: readonly string[], extensions: string[]): void;
 }
+
+/** openssl `req` arguments for a new EC P-256 key. */
+export const EC_KEY: readonly string[] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+/** openssl `req` arguments for a new RSA 2048 key. */
+export const RSA_KEY: readonly string[] = ["-newkey", "rsa:2048"];
+
+/** Serial numbers of the signed certificates: distinct within a test process. */
+let serial = 1000;
 
 /** A certificate made for a test, with its files. */
 export interface TestCertificate {
@@ -59,7 +74,7 @@ export function scratchFolder(prefix: string): Scratch {
     openssl,
     remove: cleanUp,
     selfSigned(name, { cn, san, rsa }) {
-      const key = rsa ? ["-newkey", "rsa:2048"] : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
+      const key = rsa ? RSA_KEY : EC_KEY;
       openssl(
         "req",
         "-x509",
@@ -82,6 +97,49 @@ export function scratchFolder(prefix: string): Scratch {
         certPath: path(`${name}.crt`),
         keyPath: path(`${name}.key`),
       };
+    },
+    makeCa(name, cn) {
+      openssl(
+        "req",
+        "-x509",
+        ...EC_KEY,
+        "-nodes",
+        "-keyout",
+        `${name}.key`,
+        "-out",
+        `${name}.pem`,
+        "-days",
+        "2",
+        "-subj",
+        `/CN=${cn}`,
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+      );
+    },
+    makeSigned(name, issuer, subject, keyArgs, extensions) {
+      openssl("req", "-new", ...keyArgs, "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subject);
+      writeFileSync(path(`${name}.ext`), extensions.join("\n") + "\n");
+      openssl(
+        "x509",
+        "-req",
+        "-in",
+        `${name}.csr`,
+        "-CA",
+        `${issuer}.pem`,
+        "-CAkey",
+        `${issuer}.key`,
+        "-set_serial",
+        String(serial++),
+        "-days",
+        "2",
+        "-sha256",
+        "-extfile",
+        `${name}.ext`,
+        "-out",
+        `${name}.pem`,
+      );
     },
   };
 }

@@ -27,7 +27,7 @@ import {
   withMailer,
   withTimeout,
 } from "./helpers.ts";
-import { OPENSSL, scratchFolder } from "./scratch.ts";
+import { EC_KEY as EC, OPENSSL, RSA_KEY as RSA, scratchFolder } from "./scratch.ts";
 
 /** Per-test limit for the runner; every wait inside a test has its own, shorter limit. */
 const TEST = { timeout: 20_000 };
@@ -35,58 +35,7 @@ const TEST = { timeout: 20_000 };
 // ---------------------------------------------------------------------------
 // certificates
 
-const { path, read, openssl, remove: cleanUp } = scratchFolder("tls-session");
-
-const EC = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
-const RSA = ["-newkey", "rsa:2048"];
-let serial = 1000;
-
-/** A self-signed CA certificate `name.pem` with key `name.key`. */
-function makeCa(name: string, cn: string): void {
-  openssl(
-    "req",
-    "-x509",
-    ...EC,
-    "-nodes",
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.pem`,
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${cn}`,
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign",
-  );
-}
-
-/** A certificate `name.pem` (key `name.key`) signed by `issuer`, with the given extensions. */
-function makeSigned(name: string, issuer: string, subject: string, keyArgs: string[], extensions: string[]): void {
-  openssl("req", "-new", ...keyArgs, "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subject);
-  writeFileSync(path(`${name}.ext`), extensions.join("\n") + "\n");
-  openssl(
-    "x509",
-    "-req",
-    "-in",
-    `${name}.csr`,
-    "-CA",
-    `${issuer}.pem`,
-    "-CAkey",
-    `${issuer}.key`,
-    "-set_serial",
-    String(serial++),
-    "-days",
-    "2",
-    "-sha256",
-    "-extfile",
-    `${name}.ext`,
-    "-out",
-    `${name}.pem`,
-  );
-}
+const { path, read, remove: cleanUp, makeCa, makeSigned } = scratchFolder("tls-session");
 
 function serverExtensions(san: string, rsa: boolean): string[] {
   return [
@@ -188,6 +137,20 @@ interface TlsSeen {
 interface TlsServer extends RunningServer {
   tlsPort: number;
   messages: TlsSeen[];
+}
+
+/** STARTTLS trusting our CA, EHLO again and one message (250); returns the certificate fingerprint the client saw. */
+async function deliverOverStartTls(port: number): Promise<string> {
+  const { client } = await ehloTlsClient(port);
+  try {
+    await client.startTls(TRUST);
+    const fingerprint = client.peerCertificate.fingerprint256;
+    await client.ehlo();
+    assert.equal((await sendMessage(client)).code, 250);
+    return fingerprint;
+  } finally {
+    client.close();
+  }
 }
 
 function portOf(address: string): number {
@@ -603,15 +566,7 @@ for (const transport of TRANSPORTS) {
           tlsCertPath: path("combined.pem"),
           tlsPorts: 0,
         }, async (s) => {
-          const { client } = await ehloTlsClient(s.port);
-          try {
-            await client.startTls(TRUST);
-            assert.equal(client.peerCertificate.fingerprint256, FP.chained);
-            await client.ehlo();
-            assert.equal((await sendMessage(client)).code, 250);
-          } finally {
-            client.close();
-          }
+          assert.equal(await deliverOverStartTls(s.port), FP.chained);
           const implicit = await RawClient.connectTls(s.tlsPort, TRUST);
           try {
             assert.equal(implicit.peerCertificate.fingerprint256, FP.chained);
@@ -644,15 +599,7 @@ for (const transport of TRANSPORTS) {
           tlsKeyPath: path("ec.key"),
         }, async (s) => {
           assert.equal(s.server.tlsFingerprint, FP.ec);
-          const { client } = await ehloTlsClient(s.port);
-          try {
-            await client.startTls(TRUST);
-            assert.equal(client.peerCertificate.fingerprint256, FP.ec);
-            await client.ehlo();
-            assert.equal((await sendMessage(client)).code, 250);
-          } finally {
-            client.close();
-          }
+          assert.equal(await deliverOverStartTls(s.port), FP.ec);
           assertEncrypted(s.messages[0]);
         });
       });
