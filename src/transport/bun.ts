@@ -22,11 +22,11 @@
  *
  * @module
  */
-import { Duplex } from "node:stream";
 import { nodeAddress, upgradeDuplexToTls } from "./node.ts";
 import { concatBytes } from "../bytes.ts";
 import { ReadQueue } from "./read_queue.ts";
 import { connectionDeliverer } from "./deliver.ts";
+import { ConnectionDuplex } from "./connection_duplex.ts";
 import type { Connection, Listener, ListenOptions, SocketAddress, TlsServerOptions, Transport } from "./types.ts";
 
 /** The parts of Bun's `Socket` used here. */
@@ -226,30 +226,14 @@ export class BunConnection implements Connection {
     this.#closed = true;
     this.#dropQueue();
     if (this.#paused) raw.#paused = true;
-    let tlsOptions = options;
-    let replay: Uint8Array | undefined;
-    if (options.sni) {
-      const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
-      const started = Date.now();
-      let serverName: string;
-      try {
-        [replay, serverName] = await readClientHello(raw, timeoutMs);
-        const picked = options.sni(serverName);
-        tlsOptions = {
-          ...options,
-          ...(picked && { cert: picked.cert, key: picked.key }),
-          sni: undefined,
-          handshakeTimeoutMs: Math.max(1, timeoutMs - (Date.now() - started)),
-        };
-      } catch (err) {
-        raw.close();
-        throw err;
-      }
-    }
-    return upgradeDuplexToTls(new ConnectionDuplex(raw, replay), tlsOptions, {
-      local: this.localAddress,
-      remote: this.remoteAddress,
-    });
+    return handshake(raw, options, undefined, { local: this.localAddress, remote: this.remoteAddress });
+  }
+
+  acceptTls(options: TlsServerOptions, received?: Uint8Array): Promise<Connection> {
+    if (this.#waiter) return Promise.reject(new Error("acceptTls() called with a read() pending"));
+    if (this.#closed) return Promise.reject(new Error("connection closed"));
+    // Nothing is dropped: TLS reads `received`, then this connection's queue, then the socket.
+    return handshake(this, options, received, { local: this.localAddress, remote: this.remoteAddress });
   }
 
   #dropQueue(): void {
@@ -292,10 +276,48 @@ export class BunConnection implements Connection {
 }
 
 /**
+ * Runs node:tls over `raw` through a Duplex that replays `initial` first.
+ * With SNI the ClientHello is read here to pick the certificate (see the
+ * module note) and replayed too.
+ */
+async function handshake(
+  raw: BunConnection,
+  options: TlsServerOptions,
+  initial: Uint8Array | undefined,
+  addresses: { local: SocketAddress; remote: SocketAddress },
+): Promise<Connection> {
+  let tlsOptions = options;
+  let replay = initial;
+  if (options.sni) {
+    const timeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    const started = Date.now();
+    let serverName: string;
+    try {
+      [replay, serverName] = await readClientHello(raw, timeoutMs, initial ?? EMPTY);
+      const picked = options.sni(serverName);
+      tlsOptions = {
+        ...options,
+        ...(picked && { cert: picked.cert, key: picked.key }),
+        sni: undefined,
+        handshakeTimeoutMs: Math.max(1, timeoutMs - (Date.now() - started)),
+      };
+    } catch (err) {
+      raw.close();
+      throw err;
+    }
+  }
+  return upgradeDuplexToTls(new ConnectionDuplex(raw, replay), tlsOptions, addresses);
+}
+
+/**
  * Reads until `conn` holds a whole ClientHello; returns its bytes (to replay)
  * and its SNI name (`""` if none). Fails on EOF or after `timeoutMs`.
  */
-async function readClientHello(conn: BunConnection, timeoutMs: number): Promise<[Uint8Array, string]> {
+async function readClientHello(
+  conn: BunConnection,
+  timeoutMs: number,
+  initial: Uint8Array,
+): Promise<[Uint8Array, string]> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let timedOut = false;
   const timeout = new Promise<null>((resolve) => {
@@ -305,16 +327,18 @@ async function readClientHello(conn: BunConnection, timeoutMs: number): Promise<
     }, timeoutMs);
   });
   try {
-    let data: Uint8Array = EMPTY;
+    let data: Uint8Array = initial;
     for (;;) {
+      if (data.length > 0) {
+        const name = clientHelloServerName(data);
+        if (name !== undefined) return [data, name];
+        if (data.length > CLIENT_HELLO_LIMIT) return [data, ""]; // not a sane ClientHello: let TLS fail it
+      }
       const chunk = await Promise.race([conn.read(), timeout]);
       if (chunk === null) {
         throw new Error(timedOut ? "TLS handshake timed out" : "connection closed during the TLS handshake");
       }
       data = data.length === 0 ? chunk : concatBytes([data, chunk]);
-      const name = clientHelloServerName(data);
-      if (name !== undefined) return [data, name];
-      if (data.length > CLIENT_HELLO_LIMIT) return [data, ""]; // not a sane ClientHello: let TLS fail it
     }
   } finally {
     clearTimeout(timer);
@@ -373,44 +397,6 @@ export function clientHelloServerName(data: Uint8Array): string | undefined {
   return "";
 }
 
-/** A {@link BunConnection} as a node `Duplex`, pulled by `node:tls` one read at a time. */
-class ConnectionDuplex extends Duplex {
-  #conn: BunConnection;
-  #replay: Uint8Array | undefined;
-
-  /** `replay`: bytes already read from `conn` (the ClientHello) that the TLS layer gets first. */
-  constructor(conn: BunConnection, replay?: Uint8Array) {
-    super({ allowHalfOpen: true });
-    this.#conn = conn;
-    this.#replay = replay;
-  }
-
-  override _read(): void {
-    const replay = this.#replay;
-    if (replay) {
-      this.#replay = undefined;
-      this.push(replay);
-      return;
-    }
-    this.#conn.read().then((chunk) => {
-      if (!this.destroyed) this.push(chunk);
-    }, (err) => this.destroy(err));
-  }
-
-  override _write(chunk: Uint8Array, _encoding: string, callback: (err?: Error | null) => void): void {
-    this.#conn.write(chunk).then(() => callback(), callback);
-  }
-
-  override _final(callback: (err?: Error | null) => void): void {
-    this.#conn.closeWrite().then(() => callback());
-  }
-
-  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    this.#conn.close();
-    callback(err);
-  }
-}
-
 class BunTcpListener implements Listener {
   constructor(readonly address: SocketAddress, private readonly listener: BunListener) {}
   close(): Promise<void> {
@@ -438,7 +424,7 @@ export const bunTransport: Transport = {
             if (!tlsOptions) return deliver(conn);
             // Implicit TLS: the callback only sees the connection once the
             // handshake is done; a failed one has already closed this socket.
-            conn.startTls(tlsOptions, EMPTY).then(deliver, () => {});
+            conn.acceptTls(tlsOptions).then(deliver, () => {});
           },
           data: (socket, data) => socket.data?.onData(data),
           drain: (socket) => socket.data?.onDrain(),

@@ -58,7 +58,6 @@ const MIN_READ_SIZE = 1024;
 const MAX_READ_SIZE = 64 * 1024;
 /** Retry delay when `accept()` fails on a still-open listener (e.g. EMFILE). */
 const ACCEPT_RETRY_MS = 100;
-const EMPTY = new Uint8Array(0);
 
 function denoNamespace(): DenoNamespace {
   const deno = (globalThis as { Deno?: DenoNamespace }).Deno;
@@ -80,13 +79,22 @@ async function writeAll(conn: DenoConn, data: Uint8Array): Promise<void> {
 class DenoConnDuplex extends Duplex {
   #conn: DenoConn;
   #buffer = new Uint8Array(READ_SIZE);
+  #replay: Uint8Array | undefined;
 
-  constructor(conn: DenoConn) {
+  /** `replay`: bytes already read from `conn` (behind a PROXY header) that TLS gets first. */
+  constructor(conn: DenoConn, replay?: Uint8Array) {
     super({ allowHalfOpen: true });
     this.#conn = conn;
+    this.#replay = replay !== undefined && replay.length > 0 ? replay : undefined;
   }
 
   override _read(): void {
+    const replay = this.#replay;
+    if (replay) {
+      this.#replay = undefined;
+      this.push(replay);
+      return;
+    }
     this.#conn.read(this.#buffer).then(
       (n) => {
         if (!this.destroyed) this.push(n === null ? null : this.#buffer.slice(0, n));
@@ -235,6 +243,17 @@ export class DenoConnection implements Connection {
     });
   }
 
+  acceptTls(options: TlsServerOptions, received?: Uint8Array): Promise<Connection> {
+    if (this.#pendingRead) return Promise.reject(new Error("acceptTls() called with a read() pending"));
+    if (this.#closed) return Promise.reject(new Error("connection closed"));
+    // Pull-based reads: what the caller read is `received`; the rest is still in the kernel.
+    this.#closed = true;
+    return upgradeDuplexToTls(new DenoConnDuplex(this.#conn, received), options, {
+      local: this.localAddress,
+      remote: this.remoteAddress,
+    });
+  }
+
   #resolvePendingRead(): void {
     const pending = this.#pendingRead;
     this.#pendingRead = undefined;
@@ -299,7 +318,7 @@ export const denoTransport: Transport = {
         if (!tlsOptions) return deliver(plain);
         // Implicit TLS: the handshake runs before the callback sees the
         // connection; a failed one has already closed just this socket.
-        plain.startTls(tlsOptions, EMPTY).then(deliver, () => {});
+        plain.acceptTls(tlsOptions).then(deliver, () => {});
       }),
     );
   },

@@ -20,6 +20,7 @@ import type {
   Transport,
 } from "./types.ts";
 import { ReadQueue } from "./read_queue.ts";
+import { ConnectionDuplex } from "./connection_duplex.ts";
 
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
@@ -224,13 +225,34 @@ export class NodeSocketConnection implements Connection {
       this.close();
       throw err;
     }
+    this.#handOver();
+    return upgradeDuplexToTls(socket, options, { local: this.localAddress, remote: this.remoteAddress });
+  }
+
+  acceptTls(options: TlsServerOptions, received?: Uint8Array): Promise<Connection> {
+    if (this.#waiter) return Promise.reject(new Error("acceptTls() called with a read() pending"));
+    if (this.#ended) return Promise.reject(new Error("connection closed"));
+    const addresses = { local: this.localAddress, remote: this.remoteAddress };
+    if ((received === undefined || received.length === 0) && this.#queue.empty && !this.#inputEnded) {
+      // Nothing was read yet: node:tls takes the socket itself (its native path).
+      this.#socket.pause();
+      this.#socket.off("data", this.#onData);
+      this.#handOver();
+      return upgradeDuplexToTls(this.#socket, options, addresses);
+    }
+    // Bytes were taken off the socket already: TLS reads them first through a Duplex, then the rest.
+    return upgradeDuplexToTls(new ConnectionDuplex(this, received), options, addresses);
+  }
+
+  /** Gives the socket to node:tls: this object must not touch it any more. */
+  #handOver(): void {
+    const socket = this.#socket;
     socket.removeAllListeners("end");
     socket.removeAllListeners("close");
     socket.removeAllListeners("error");
     socket.on("error", () => {});
     this.#handedOver = true;
     this.#finish();
-    return upgradeDuplexToTls(socket, options, { local: this.localAddress, remote: this.remoteAddress });
   }
 }
 

@@ -84,6 +84,16 @@ export interface Connection {
    * rejects and this connection is closed.
    */
   startTls(options: TlsServerOptions, reply: Uint8Array): Promise<Connection>;
+  /**
+   * Runs the server side of a TLS handshake at once (implicit TLS, RFC 8314)
+   * on a connection the caller may already have read from: `received` holds
+   * those bytes (the start of a ClientHello that came behind a PROXY header).
+   * Unlike {@link startTls} nothing the client sent is dropped: the TLS layer
+   * reads `received` first, then the rest of the stream. Call it with no
+   * `read()` pending. The returned connection replaces this one; on a failed
+   * handshake the promise rejects and this connection is closed.
+   */
+  acceptTls(options: TlsServerOptions, received?: Uint8Array): Promise<Connection>;
 }
 
 /** Where and how to listen. */
@@ -92,7 +102,12 @@ export interface ListenOptions {
   readonly hostname: string;
   /** Port, `0` for any free one. */
   readonly port: number;
-  /** Implicit TLS (SMTPS, RFC 8314): every connection starts with a handshake. */
+  /**
+   * Implicit TLS (SMTPS, RFC 8314): every connection starts with a handshake
+   * before `onConnection` sees it. The server does not use this (it listens
+   * plain and calls {@link Connection.acceptTls} after admission and any PROXY
+   * header); it is kept for direct users of a transport.
+   */
   readonly tls?: TlsServerOptions;
 }
 
