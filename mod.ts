@@ -1,7 +1,9 @@
 /**
  * midi-smtp-server: an embeddable SMTP server for Deno, Node and Bun. It
  * speaks SMTP (RFC 5321 with PIPELINING, SIZE, 8BITMIME, SMTPUTF8 and
- * ENHANCEDSTATUSCODES) and hands every step to your hooks.
+ * ENHANCEDSTATUSCODES) and hands every step to your hooks. For running it on
+ * the Internet it has the PROXY protocol, per-client limits, hook deadlines
+ * and an overload mode.
  *
  * @example
  * ```ts
@@ -50,7 +52,27 @@ export {
   type SelfSignedCertificateOptions,
 } from "./src/tls.ts";
 export type { Awaitable, SmtpdHooks } from "./src/hooks.ts";
-export type { EnvelopeContext, EsmtpParamValue, MessageContext, ServerContext, SmtpdContext } from "./src/context.ts";
+export type {
+  EnvelopeContext,
+  EsmtpParamValue,
+  MessageContext,
+  ProxyInfo,
+  ServerContext,
+  SmtpdContext,
+} from "./src/context.ts";
+export {
+  buildProxyHeaderV1,
+  buildProxyHeaderV2,
+  parseProxyHeader,
+  type ProxyHeader,
+  type ProxyHeaderInit,
+  type ProxyParseResult,
+  ProxyProtocolError,
+  type ProxySslInfo,
+  type ProxyTlvs,
+  type ProxyTlvsInit,
+} from "./src/proxy_protocol.ts";
+export { CidrList, clientKey, normalizeIp } from "./src/cidr.ts";
 export * from "./src/exceptions.ts";
 export type {
   Connection,

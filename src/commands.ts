@@ -183,3 +183,48 @@ export function splitCommand(line: string): { verb: string; args: string } {
   if (space < 0) return { verb: line.toUpperCase(), args: "" };
   return { verb: line.slice(0, space).toUpperCase(), args: line.slice(space + 1).trim() };
 }
+
+/** The commands this server knows, for telling a command from other text (such as a stray AUTH response). */
+const KNOWN_COMMANDS = new Set([
+  "HELO",
+  "EHLO",
+  "MAIL",
+  "RCPT",
+  "DATA",
+  "RSET",
+  "NOOP",
+  "QUIT",
+  "HELP",
+  "VRFY",
+  "EXPN",
+  "STARTTLS",
+  "AUTH",
+]);
+
+/** Whether `line` starts with a command this server knows (any case). */
+export function isKnownCommand(line: string): boolean {
+  return KNOWN_COMMANDS.has(splitCommand(line).verb);
+}
+
+/**
+ * HTTP request lines and header lines sent to the SMTP port: a browser, an
+ * open-proxy probe, or a cross-protocol attack. Postfix's
+ * `smtpd_forbidden_commands` (CONNECT GET POST, and header-like lines) is the
+ * anchor; the other HTTP methods and the HTTP/2 preface are added.
+ */
+const FORBIDDEN = /^(?:(?:GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH|TRACE|CONNECT|PRI) |[A-Za-z][A-Za-z0-9-]*:)/i;
+
+/**
+ * Whether `line` is not SMTP at all but HTTP (or a header line): such a
+ * client is disconnected at once.
+ *
+ * @example
+ * ```ts
+ * forbiddenCommand("GET / HTTP/1.1"); // true
+ * forbiddenCommand("Host: example.com"); // true
+ * forbiddenCommand("MAIL FROM:<a@b.example>"); // false
+ * ```
+ */
+export function forbiddenCommand(line: string): boolean {
+  return FORBIDDEN.test(line);
+}

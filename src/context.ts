@@ -8,9 +8,18 @@
  */
 import type { SmtpdException } from "./exceptions.ts";
 import { concatBytes } from "./bytes.ts";
+import type { ProxyHeader } from "./proxy_protocol.ts";
 
 /** A MAIL or RCPT parameter value: the text after `=`, or `true` for a bare keyword. */
 export type EsmtpParamValue = string | true;
+
+/** What a PROXY protocol header said, and who sent it. */
+export interface ProxyInfo extends ProxyHeader {
+  /** The proxy's own address (the socket peer). */
+  readonly proxyIp: string;
+  /** The proxy's own port. */
+  readonly proxyPort: number;
+}
 
 /** Facts about the connection that survive transactions. */
 export interface ServerContext {
@@ -22,7 +31,7 @@ export interface ServerContext {
   localPort: number;
   /** Client host name (the IP unless reverse DNS is on and found a name). */
   remoteHost: string;
-  /** Client IP address. */
+  /** Client IP address (behind a proxy: the one its PROXY header named). */
   remoteIp: string;
   /** Client port. */
   remotePort: number;
@@ -52,6 +61,8 @@ export interface ServerContext {
   exceptions: number;
   /** The errors behind those replies, oldest first. */
   errors: Array<SmtpdException | Error>;
+  /** With `proxyExtension`: what the PROXY header said (the socket peer is `proxy.proxyIp`); else `null`. */
+  proxy: ProxyInfo | null;
 }
 
 /** The current mail transaction: sender, recipients and their parameters. */
@@ -106,9 +117,11 @@ export interface SmtpdContext {
   /** The current message (replaced after each message and on RSET). */
   message: MessageContext;
   /**
-   * Aborted when the session ends (client gone or timed out, server closing), so
-   * work a hook started can stop. A client that leaves while a hook runs is
-   * noticed when the hook returns: the session reads nothing meanwhile.
+   * Aborted when the session ends (client gone or timed out, a hook past
+   * `hookTimeout`, server closing), so work a hook started can stop. A client
+   * that leaves while a hook runs is noticed at once: the signal aborts then,
+   * while the hook still runs, so it can cancel a delivery nobody will see
+   * confirmed.
    */
   readonly signal: AbortSignal;
 }

@@ -46,6 +46,13 @@ export class Deadlines {
     if (this.#timer === undefined) this.#timer = setInterval(() => this.#sweep(), this.#resolutionMs);
   }
 
+  /** Brings the owner's armed deadline forward to `ms` from now, if it is later than that. */
+  shorten(owner: object, ms: number): void {
+    const entry = this.#entries.get(owner);
+    if (!entry || entry.at === Infinity) return;
+    entry.at = Math.min(entry.at, Date.now() + ms);
+  }
+
   /** Drops the owner's deadline, if any (the owner stays known until `remove()`). */
   clear(owner: object): void {
     const entry = this.#entries.get(owner);

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { SmtpdContext } from "./context.ts";
+import type { ProxyInfo, SmtpdContext } from "./context.ts";
 import type { LogSeverity } from "./options.ts";
 import type { SaslCredentials } from "./auth/types.ts";
 
@@ -28,6 +28,13 @@ export function isPromiseLike<T>(value: Awaitable<T> | PromiseLike<T>): value is
 export interface SmtpdHooks {
   /** Receives each log line at or above `loggerSeverity`; `ctx` is `null` outside a session. */
   onLoggingEvent(ctx: SmtpdContext | null, severity: LogSeverity, msg: string, err?: unknown): void;
+  /**
+   * With `proxyExtension`: a trusted proxy's header arrived (`proxy` is also
+   * `ctx.server.proxy`; `remoteIp`/`remotePort` are already the real
+   * client's). Runs before `onConnectEvent`. Throwing refuses the client: an
+   * SmtpdException's reply, else 421, and the connection closes.
+   */
+  onProxyEvent(ctx: SmtpdContext, proxy: ProxyInfo): Awaitable<void>;
   /** A client connected (before the greeting). Throwing refuses it: an SmtpdException's reply, else 421. */
   onConnectEvent(ctx: SmtpdContext): Awaitable<void>;
   /** The connection ended, however it ended. Called exactly once per connected client. */

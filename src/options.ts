@@ -6,6 +6,7 @@
  */
 import type { Transport } from "./transport/types.ts";
 import type { SaslMechanism } from "./auth/types.ts";
+import { CidrList } from "./cidr.ts";
 
 /** How line endings other than CRLF are treated (commands and DATA). */
 export type CrlfMode = "CRLF_ENSURE" | "CRLF_LEAVE" | "CRLF_STRICT";
@@ -97,6 +98,42 @@ export interface ServerOptions {
   allowInsecureAuth?: boolean;
   /** Failed AUTH attempts after which the connection is closed with 421. Default 3. */
   maxAuthFailures?: number;
+  /**
+   * PROXY protocol v1 and v2 (HAProxy): every connection must start with a
+   * header, honoured only from {@link proxyTrustedSources}; anything else is
+   * closed with nothing served. Default `false`.
+   */
+  proxyExtension?: boolean;
+  /** Who may send a PROXY header: CIDR list, default loopback only (`["127.0.0.0/8", "::1/128"]`). */
+  proxyTrustedSources?: string[];
+  /** Seconds a proxy has to send the whole PROXY header. Default 5 (the spec asks for at least 3). */
+  proxyTimeout?: number;
+  /** Open connections per client address (IPv6 counted per /64); past it `421 4.7.0`. `null`: no limit. Default 50 (Postfix). */
+  maxConnectionsPerIp?: number | null;
+  /** New connections per client address and minute; past it `421 4.7.0`. `null`: no limit. Default 600. */
+  maxConnectionRatePerIp?: number | null;
+  /** MAIL commands per client address and minute; past it `450 4.7.1`. `null`: no limit. Default 1200. */
+  maxMessageRatePerIp?: number | null;
+  /** Failed AUTH attempts per client address (across connections) before AUTH is locked for that address. `null`: no limit. Default 10. */
+  maxAuthFailuresPerIp?: number | null;
+  /** Seconds over which failed AUTH attempts per address are counted, and how long a lockout lasts. Default 900. */
+  authLockoutTime?: number;
+  /** Client addresses (CIDR list) that the per-address limits do not apply to, e.g. your own relays. Default none. */
+  perIpLimitsExempt?: string[];
+  /** Errors in a session after which every reply is delayed (a tarpit). `null`: never. Default 5. */
+  softErrorLimit?: number | null;
+  /** Seconds the tarpit delays a reply per error past `softErrorLimit` (growing, at most 10 times this). Default 1. */
+  errorSleepTime?: number;
+  /** Seconds a connection may wait for a free slot behind `maxProcessings`; then `421 4.3.2`. `null`: no limit. Default 30. */
+  queueTimeout?: number | null;
+  /** Share of `maxProcessings` in use from which the server counts as overloaded (0 < x <= 1). Default 0.8. */
+  overloadThreshold?: number;
+  /** Greeting and command timeout (seconds) while overloaded; idle sessions are then shed first. `null`: no overload mode. Default 10. */
+  overloadTimeout?: number | null;
+  /** Seconds to wait before the `220`; a client that talks first is refused (`554`) either way. Default 0. */
+  greetingDelay?: number;
+  /** Seconds any hook may take; past it the client gets `421 4.3.0`, `ctx.signal` aborts and the session ends. `null`: no limit. Default 120. */
+  hookTimeout?: number | null;
 }
 
 /** Options after defaults, as the server uses them (`server.options`). */
@@ -171,6 +208,38 @@ export interface ResolvedOptions {
   readonly allowInsecureAuth: boolean;
   /** See {@link ServerOptions.maxAuthFailures}. */
   readonly maxAuthFailures: number;
+  /** See {@link ServerOptions.proxyExtension}. */
+  readonly proxyExtension: boolean;
+  /** See {@link ServerOptions.proxyTrustedSources}. */
+  readonly proxyTrustedSources: CidrList;
+  /** See {@link ServerOptions.proxyTimeout}. */
+  readonly proxyTimeout: number;
+  /** See {@link ServerOptions.maxConnectionsPerIp}. */
+  readonly maxConnectionsPerIp: number | null;
+  /** See {@link ServerOptions.maxConnectionRatePerIp}. */
+  readonly maxConnectionRatePerIp: number | null;
+  /** See {@link ServerOptions.maxMessageRatePerIp}. */
+  readonly maxMessageRatePerIp: number | null;
+  /** See {@link ServerOptions.maxAuthFailuresPerIp}. */
+  readonly maxAuthFailuresPerIp: number | null;
+  /** See {@link ServerOptions.authLockoutTime}. */
+  readonly authLockoutTime: number;
+  /** See {@link ServerOptions.perIpLimitsExempt}. */
+  readonly perIpLimitsExempt: CidrList;
+  /** See {@link ServerOptions.softErrorLimit}. */
+  readonly softErrorLimit: number | null;
+  /** See {@link ServerOptions.errorSleepTime}. */
+  readonly errorSleepTime: number;
+  /** See {@link ServerOptions.queueTimeout}. */
+  readonly queueTimeout: number | null;
+  /** See {@link ServerOptions.overloadThreshold}. */
+  readonly overloadThreshold: number;
+  /** See {@link ServerOptions.overloadTimeout}. */
+  readonly overloadTimeout: number | null;
+  /** See {@link ServerOptions.greetingDelay}. */
+  readonly greetingDelay: number;
+  /** See {@link ServerOptions.hookTimeout}. */
+  readonly hookTimeout: number | null;
 }
 
 const CRLF_MODES: readonly CrlfMode[] = ["CRLF_ENSURE", "CRLF_LEAVE", "CRLF_STRICT"];
@@ -287,6 +356,63 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     loggerSeverity,
     transport: o.transport,
     ...resolveTlsAndAuth(o),
+    ...resolveLimits(o),
+  };
+}
+
+function nullableCount(name: string, value: unknown, fallback: number): number | null {
+  if (value === null) return null;
+  return positiveInt(name, value ?? fallback);
+}
+
+function positiveSeconds(name: string, value: unknown, fallback: number): number {
+  const v = value ?? fallback;
+  if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) {
+    throw new TypeError(`${name} must be a positive number of seconds, got ${String(v)}`);
+  }
+  return v;
+}
+
+function cidrs(name: string, value: unknown, fallback: readonly string[]): CidrList {
+  const list = value ?? fallback;
+  if (!Array.isArray(list) || list.some((e) => typeof e !== "string")) {
+    throw new TypeError(`${name} must be an array of CIDR strings such as "10.0.0.0/8"`);
+  }
+  try {
+    return new CidrList(list);
+  } catch (err) {
+    throw new TypeError(`${name}: ${(err as Error).message}`);
+  }
+}
+
+/** The PROXY, per-client admission, overload and deadline part of {@link resolveOptions}. */
+function resolveLimits(o: ServerOptions) {
+  const overloadThreshold = o.overloadThreshold ?? 0.8;
+  if (typeof overloadThreshold !== "number" || !(overloadThreshold > 0 && overloadThreshold <= 1)) {
+    throw new TypeError(`overloadThreshold must be a share of maxProcessings (0 < x <= 1), got ${overloadThreshold}`);
+  }
+  const greetingDelay = o.greetingDelay ?? 0;
+  if (typeof greetingDelay !== "number" || !(greetingDelay >= 0) || !Number.isFinite(greetingDelay)) {
+    throw new TypeError(`greetingDelay must be 0 or a positive number of seconds, got ${String(greetingDelay)}`);
+  }
+  const softErrorLimit = o.softErrorLimit === null ? null : positiveInt("softErrorLimit", o.softErrorLimit ?? 5);
+  return {
+    proxyExtension: bool("proxyExtension", o.proxyExtension ?? false),
+    proxyTrustedSources: cidrs("proxyTrustedSources", o.proxyTrustedSources, CidrList.LOOPBACK),
+    proxyTimeout: positiveSeconds("proxyTimeout", o.proxyTimeout, 5),
+    maxConnectionsPerIp: nullableCount("maxConnectionsPerIp", o.maxConnectionsPerIp, 50),
+    maxConnectionRatePerIp: nullableCount("maxConnectionRatePerIp", o.maxConnectionRatePerIp, 600),
+    maxMessageRatePerIp: nullableCount("maxMessageRatePerIp", o.maxMessageRatePerIp, 1200),
+    maxAuthFailuresPerIp: nullableCount("maxAuthFailuresPerIp", o.maxAuthFailuresPerIp, 10),
+    authLockoutTime: positiveSeconds("authLockoutTime", o.authLockoutTime, 900),
+    perIpLimitsExempt: cidrs("perIpLimitsExempt", o.perIpLimitsExempt, []),
+    softErrorLimit,
+    errorSleepTime: positiveSeconds("errorSleepTime", o.errorSleepTime, 1),
+    queueTimeout: seconds("queueTimeout", o.queueTimeout === undefined ? 30 : o.queueTimeout),
+    overloadThreshold,
+    overloadTimeout: seconds("overloadTimeout", o.overloadTimeout === undefined ? 10 : o.overloadTimeout),
+    greetingDelay,
+    hookTimeout: seconds("hookTimeout", o.hookTimeout === undefined ? 120 : o.hookTimeout),
   };
 }
 

@@ -1,7 +1,13 @@
 /**
- * {@link MidiSmtpServer}: options in, listeners up, admission
- * (`maxConnections`, `maxProcessings`), lifecycle (start, stop, shutdown,
- * join) and the default hooks.
+ * {@link MidiSmtpServer}: options in, listeners up, admission, lifecycle
+ * (start, stop, shutdown, join) and the default hooks.
+ *
+ * Every accepted connection takes one path before its session, here and not
+ * in the transports: `maxConnections` -> PROXY header (trusted sources only)
+ * -> per-client limits, keyed on the real client -> implicit TLS handshake
+ * -> a processing slot (`maxProcessings`, waiting `queueTimeout` at most) ->
+ * the session. PROXY comes before TLS because a TCP-mode balancer sends its
+ * header in clear ahead of the client's ClientHello.
  *
  * @module
  */
@@ -30,6 +36,11 @@ import { Session, type SessionHost } from "./session.ts";
 import { formatAddress, resolveHost, reverseLookup } from "./addresses.ts";
 import { formatReply } from "./replies.ts";
 import { Deadlines, resolutionFor } from "./deadlines.ts";
+import type { ProxyInfo } from "./context.ts";
+import { ClientLimits, type Refusal, RefusalLog } from "./client_limits.ts";
+import { Slots } from "./slots.ts";
+import { readProxyHeader } from "./proxy_reader.ts";
+import { PrefixedConnection } from "./transport/prefixed.ts";
 
 /** Options of {@link MidiSmtpServer}: the server options plus any hook as a function. */
 export interface MidiSmtpServerOptions extends ServerOptions, Partial<SmtpdHooks> {}
@@ -44,6 +55,7 @@ export interface StopOptions {
 
 const HOOK_NAMES = [
   "onLoggingEvent",
+  "onProxyEvent",
   "onConnectEvent",
   "onAuthEvent",
   "onTlsEvent",
@@ -60,6 +72,18 @@ const HOOK_NAMES = [
 ] as const satisfies ReadonlyArray<keyof SmtpdHooks>;
 
 const encoder = new TextEncoder();
+
+/** The reply to a client the server cannot take now (stopping, `maxConnections`, no slot in time). */
+const BUSY: Refusal = {
+  code: 421,
+  enhancedCode: "4.3.2",
+  text: "Service too busy or not available, closing transmission channel",
+  reason: "busy",
+};
+/** Overloaded, a session idle this long may be closed for a client waiting for a slot. */
+const SHED_MIN_IDLE_MS = 1000;
+/** After a non-graceful stop: how long sessions get to send their 421, close and run onDisconnectEvent. */
+const ABORT_GRACE_MS = 5000;
 
 /**
  * An embeddable SMTP server. It speaks SMTP and hands every step to the hooks;
@@ -92,9 +116,15 @@ export class MidiSmtpServer implements SmtpdHooks {
   #addresses: string[] | undefined;
   #tlsAddresses: string[] = [];
   #sessions = new Set<Session>();
-  #waiting: Array<{ conn: Connection; admit: (ok: boolean) => void }> = [];
+  /** Connections not yet in a session (PROXY header, TLS handshake, waiting for a slot): closed by stop(). */
+  #admitting = new Set<Connection>();
+  /** One promise per open connection, settled when it has ended: stop() waits for them. */
+  #serving = new Set<Promise<void>>();
+  #slots: Slots;
+  #limits: ClientLimits;
+  #refusals = new RefusalLog();
+  #overloaded = false;
   #connections = 0;
-  #processings = 0;
   #state: "new" | "starting" | "running" | "stopping" | "stopped" = "new";
   #shuttingDown = false;
   #joined: Promise<void>;
@@ -116,6 +146,8 @@ export class MidiSmtpServer implements SmtpdHooks {
       (this as any)[name] = hook;
     }
     this.#joined = new Promise((resolve) => this.#resolveJoined = resolve);
+    this.#slots = new Slots(this.options.maxProcessings);
+    this.#limits = new ClientLimits(this.options);
     this.#sessionHost = {
       options: this.options,
       hooks: this,
@@ -127,9 +159,16 @@ export class MidiSmtpServer implements SmtpdHooks {
       hostName: (ip) => this.options.doDnsReverseLookup ? reverseLookup(ip) : Promise.resolve(ip),
       startTls: undefined,
       authMechanisms: offeredMechanisms(this.options.authMechanisms),
-      deadlines: new Deadlines(
-        resolutionFor([this.options.ioGreetingTimeout, this.options.ioCmdTimeout, this.options.ioDataTimeout]),
-      ),
+      deadlines: new Deadlines(resolutionFor([
+        this.options.ioGreetingTimeout,
+        this.options.ioCmdTimeout,
+        this.options.ioDataTimeout,
+        this.options.overloadTimeout,
+      ])),
+      hookDeadlines: new Deadlines(resolutionFor([this.options.hookTimeout])),
+      limits: this.#limits,
+      logRefusal: (ctx, ip, refusal) => this.#logRefusal(ctx, ip, refusal),
+      overloadTimeout: () => this.#overloaded ? this.options.overloadTimeout : null,
     };
   }
 
@@ -163,6 +202,8 @@ export class MidiSmtpServer implements SmtpdHooks {
     if (this.#state !== "new" && this.#state !== "stopped") throw new Error("Service was already started");
     this.#state = "starting";
     this.#shuttingDown = false;
+    this.#slots = new Slots(this.options.maxProcessings); // nothing held before survives a restart
+    this.#overloaded = false;
     this.#joined = new Promise((resolve) => this.#resolveJoined = resolve);
     try {
       this.#transport = this.options.transport ?? await loadTransport();
@@ -172,9 +213,10 @@ export class MidiSmtpServer implements SmtpdHooks {
       this.#sessionHost.startTls = this.options.tlsMode === "TLS_FORBIDDEN" ? undefined : tls;
       const bound: string[] = [];
       const listen = async (ip: string, port: number, implicitTls: boolean) => {
+        // Listeners are plain: the implicit-TLS handshake runs after admission and any PROXY header.
         const listener = await this.#transport!.listen(
-          { hostname: ip, port, tls: implicitTls ? tls : undefined },
-          (conn) => this.#accept(conn),
+          { hostname: ip, port },
+          (conn) => this.#accept(conn, implicitTls),
         );
         this.#listeners.push(listener);
         const address = formatAddress(listener.address.hostname, listener.address.port);
@@ -245,21 +287,30 @@ export class MidiSmtpServer implements SmtpdHooks {
   }
 
   /**
-   * Stops the server: no new connections; then, if graceful, sessions finish
-   * what is in progress and get `421` at their next command, for up to
-   * `waitSecondsBeforeClose`; any left are cut off with `421`.
+   * Stops the server: no new connections, and clients not yet in a session
+   * are closed; then, if graceful, sessions finish what is in progress and
+   * get `421` at their next command, for up to `waitSecondsBeforeClose`; any
+   * left are cut off with `421`, without waiting for hooks still running.
+   * Resolves once every connection has ended: then {@link connections} and
+   * {@link processings} are 0.
    */
   async stop({ gracefully = true, waitSecondsBeforeClose = 2 }: StopOptions = {}): Promise<void> {
     if (this.#state === "stopped" || this.#state === "new") return;
     this.#state = "stopping";
+    this.#stopping?.resolve();
+    this.#stopping = undefined;
     await Promise.all(this.#listeners.splice(0).map((l) => l.close()));
-    for (const waiting of this.#waiting.splice(0)) waiting.admit(false);
+    this.#slots.refuseAll();
+    for (const conn of this.#admitting) conn.close();
     if (gracefully) {
       this.shutdown();
-      await this.#sessionsEnded(waitSecondsBeforeClose * 1000);
+      await this.#connectionsEnded(waitSecondsBeforeClose * 1000);
     }
     for (const session of this.#sessions) session.abort();
-    await this.#sessionsEnded(1000);
+    if (!(await this.#connectionsEnded(ABORT_GRACE_MS))) {
+      // Cannot happen unless a transport never settles a close: say so rather than hang.
+      this.log(null, "error", `${this.#serving.size} connection(s) still open ${ABORT_GRACE_MS} ms after stop`);
+    }
     this.#addresses = undefined;
     this.#tlsAddresses = [];
     this.#state = "stopped";
@@ -277,14 +328,14 @@ export class MidiSmtpServer implements SmtpdHooks {
     return this.#joined;
   }
 
-  /** Open client connections (waiting ones included). */
+  /** Open client connections (those waiting for a slot, a PROXY header or a TLS handshake included). */
   connections(): number {
     return this.#connections;
   }
 
-  /** Sessions being served now. */
+  /** Sessions being served now (processing slots in use). */
   processings(): number {
-    return this.#processings;
+    return this.#slots.busy;
   }
 
   /** Whether {@link shutdown} or {@link stop} was called. */
@@ -297,80 +348,229 @@ export class MidiSmtpServer implements SmtpdHooks {
     return this.#state === "stopped" || this.#state === "new";
   }
 
+  /** Whether most processing slots are busy: then command timeouts are `overloadTimeout` and idle sessions are shed. */
+  isOverloaded(): boolean {
+    return this.#overloaded;
+  }
+
   // ---- admission ---------------------------------------------------------------------------
 
-  #accept(conn: Connection): void {
+  #accept(conn: Connection, implicitTls: boolean): void {
+    if (conn.remoteAddress.hostname === "") {
+      // Reset before we saw it (a balancer's TCP health check): nobody to serve or to log about.
+      conn.close();
+      return;
+    }
     if (this.#state !== "running" || this.#shuttingDown) {
-      this.#refuse(conn);
+      this.#refuse(conn, BUSY);
       return;
     }
     const max = this.options.maxConnections;
     if (max !== null && this.#connections >= max) {
-      this.log(null, "warn", `connection from ${conn.remoteAddress.hostname} refused: maxConnections (${max}) reached`);
-      this.#refuse(conn);
+      this.#logRefusal(null, conn.remoteAddress.hostname, { ...BUSY, reason: `maxConnections (${max}) reached` });
+      this.#refuse(conn, BUSY);
       return;
     }
     this.#connections++;
-    this.#serve(conn).finally(() => {
-      this.#connections--;
+    const serving: Promise<void> = this.#serve(conn, implicitTls)
+      .catch((err) => this.log(null, "error", `connection error: ${errorText(err)}`, err))
+      .finally(() => {
+        this.#connections--;
+        this.#serving.delete(serving);
+        if (this.#serving.size === 0) this.#notifyIdle?.();
+      });
+    this.#serving.add(serving);
+  }
+
+  /** Answers `refusal` and closes, without a session; a client that does not read is cut off after 1 s. */
+  #refuse(conn: Connection, refusal: Refusal): Promise<void> {
+    const reply = formatReply(
+      refusal.code,
+      refusal.enhancedCode,
+      refusal.text,
+      this.options.enhancedStatusCodesExtension,
+    );
+    const hardClose = setTimeout(() => conn.close(), 1000);
+    return conn.write(encoder.encode(reply)).then(() => conn.closeWrite()).catch(() => {}).finally(() => {
+      clearTimeout(hardClose);
+      conn.close();
     });
   }
 
-  /** Answers 421 and closes, without a session. */
-  #refuse(conn: Connection): void {
-    const reply = formatReply(
-      421,
-      "4.3.2",
-      "Service too busy or not available, closing transmission channel",
-      this.options.enhancedStatusCodesExtension,
-    );
-    conn.write(encoder.encode(reply)).then(() => conn.closeWrite()).catch(() => {}).finally(() => conn.close());
+  /** One connection from accept to its end: PROXY, per-client limits, implicit TLS, a slot, the session. */
+  async #serve(raw: Connection, implicitTls: boolean): Promise<void> {
+    this.#admitting.add(raw);
+    let clientIp = raw.remoteAddress.hostname;
+    let admitted = false;
+    try {
+      let proxy: ProxyInfo | null = null;
+      let received: Uint8Array | undefined;
+      if (this.options.proxyExtension) {
+        const read = await this.#proxyHeader(raw);
+        if (!read) return;
+        proxy = read.proxy;
+        received = read.rest;
+        if (proxy.command === "PROXY" && proxy.sourceIp !== undefined) clientIp = proxy.sourceIp;
+      }
+      const refusal = this.#limits.admitConnection(clientIp);
+      if (refusal) {
+        this.#logRefusal(null, clientIp, refusal);
+        await this.#refuse(raw, refusal);
+        return;
+      }
+      admitted = true;
+      let conn: Connection | undefined = raw;
+      if (implicitTls) {
+        conn = await this.#implicitTls(raw, received);
+        if (!conn) return;
+      } else if (received !== undefined && received.length > 0) {
+        conn = new PrefixedConnection(raw, received);
+      }
+      if (!(await this.#acquireSlot())) {
+        if (this.#state === "running") {
+          this.#logRefusal(null, clientIp, { ...BUSY, reason: `no free slot within queueTimeout` });
+        }
+        await this.#refuse(conn, BUSY);
+        return;
+      }
+      this.#admitting.delete(raw);
+      await this.#runSession(conn, proxy);
+    } finally {
+      this.#admitting.delete(raw);
+      if (admitted) this.#limits.releaseConnection(clientIp);
+    }
   }
 
-  async #serve(conn: Connection): Promise<void> {
-    if (!(await this.#acquireSlot(conn))) {
-      this.#refuse(conn);
-      return;
+  /** Reads the PROXY header of a connection from a trusted source; `undefined` (connection closed) otherwise. */
+  async #proxyHeader(raw: Connection): Promise<{ proxy: ProxyInfo; rest: Uint8Array } | undefined> {
+    const peer = raw.remoteAddress;
+    if (!this.options.proxyTrustedSources.contains(peer.hostname)) {
+      this.#logRefusal(null, peer.hostname, { ...BUSY, reason: "PROXY header expected from an untrusted source" });
+      raw.close();
+      return undefined;
     }
-    const session = new Session(this.#sessionHost, conn);
+    try {
+      const { header, rest } = await readProxyHeader(raw, this.options.proxyTimeout * 1000);
+      return { proxy: { ...header, proxyIp: peer.hostname, proxyPort: peer.port }, rest };
+    } catch (err) {
+      // A proxy's health check may connect and close without a header: not worth a warning.
+      const quiet = errorText(err).startsWith("connection closed");
+      if (this.#state === "running") {
+        this.log(null, quiet ? "info" : "warn", `no valid PROXY header from ${peer.hostname}: ${errorText(err)}`);
+      }
+      raw.close();
+      return undefined;
+    }
+  }
+
+  /** The implicit-TLS handshake; `undefined` if it failed or the server stopped meanwhile. */
+  async #implicitTls(raw: Connection, received: Uint8Array | undefined): Promise<Connection | undefined> {
+    const handshake = raw.acceptTls(this.#tlsOptions!, received);
+    let abandoned = false;
+    try {
+      const conn = await Promise.race([handshake, this.#whenStopping()]);
+      if (conn) return conn;
+      abandoned = true;
+      return undefined;
+    } catch (err) {
+      this.log(null, "info", `TLS handshake with ${raw.remoteAddress.hostname} failed: ${errorText(err)}`);
+      return undefined;
+    } finally {
+      // A handshake that finishes after the server stopped is closed, never served.
+      if (abandoned) handshake.then((conn) => conn.close(), () => {});
+    }
+  }
+
+  #stopping: { promise: Promise<undefined>; resolve: () => void } | undefined;
+
+  /** Resolves (with `undefined`) when stop() begins. */
+  #whenStopping(): Promise<undefined> {
+    if (this.#state !== "running") return Promise.resolve(undefined);
+    if (!this.#stopping) {
+      let resolve!: () => void;
+      const promise = new Promise<undefined>((r) => resolve = () => r(undefined));
+      this.#stopping = { promise, resolve };
+    }
+    return this.#stopping.promise;
+  }
+
+  async #runSession(conn: Connection, proxy: ProxyInfo | null): Promise<void> {
+    const session = new Session(this.#sessionHost, conn, proxy);
     this.#sessions.add(session);
     if (this.#shuttingDown) session.shutdown();
+    this.#checkOverload();
     try {
       await session.run();
     } finally {
       this.#sessions.delete(session);
-      this.#releaseSlot();
+      this.#slots.release();
+      this.#checkOverload();
     }
   }
 
-  /** Waits for a free processing slot; `false` if the server stops first. */
-  #acquireSlot(conn: Connection): Promise<boolean> {
-    if (this.#processings < this.options.maxProcessings) {
-      this.#processings++;
-      return Promise.resolve(true);
-    }
-    return new Promise((resolve) => this.#waiting.push({ conn, admit: resolve }));
+  /** Takes a processing slot, waiting `queueTimeout` at most; overloaded, an idle session makes room. */
+  #acquireSlot(): Promise<boolean> {
+    if (this.#state !== "running") return Promise.resolve(false);
+    if (!this.#slots.free) this.#shedIdleSession();
+    const seconds = this.options.queueTimeout;
+    return this.#slots.acquire(seconds === null ? null : seconds * 1000);
   }
 
-  #releaseSlot(): void {
-    const next = this.#waiting.shift();
-    if (next) next.admit(true); // the slot passes straight on
-    else this.#processings--;
-    if (this.#sessions.size === 0) this.#notifyIdle?.();
+  /** Closes the session idle longest (outside a transaction, for a second at least) to free its slot. */
+  #shedIdleSession(): void {
+    if (this.options.overloadTimeout === null) return;
+    const now = Date.now();
+    let oldest: Session | undefined;
+    for (const session of this.#sessions) {
+      const since = session.idleSince;
+      if (since === 0 || now - since < SHED_MIN_IDLE_MS) continue;
+      if (!oldest || since < oldest.idleSince) oldest = session;
+    }
+    oldest?.shed();
+  }
+
+  /** Enters or leaves overload mode (Postfix's stress mode) as slots fill and empty. */
+  #checkOverload(): void {
+    const seconds = this.options.overloadTimeout;
+    if (seconds === null) return;
+    const max = this.options.maxProcessings;
+    const overloaded = this.#slots.busy >= Math.max(1, this.options.overloadThreshold * max);
+    if (overloaded === this.#overloaded) return;
+    this.#overloaded = overloaded;
+    if (overloaded) {
+      this.log(
+        null,
+        "warn",
+        `overloaded: ${this.#slots.busy} of ${max} sessions busy; command timeout now ${seconds} s`,
+      );
+      for (const session of this.#sessions) session.tightenDeadline(seconds);
+    } else {
+      this.log(null, "info", `no longer overloaded: ${this.#slots.busy} of ${max} sessions busy`);
+    }
+  }
+
+  /** Logs a refusal once per client and window (a flood is one line, not thousands). */
+  #logRefusal(ctx: SmtpdContext | null, ip: string, refusal: Refusal): void {
+    if (!this.logs("warn")) return;
+    const once = this.#refusals.shouldLog(ip, refusal.reason);
+    if (!once) return;
+    const more = once.suppressed > 0 ? ` (${once.suppressed} more refused since the last such line)` : "";
+    this.log(ctx, "warn", `refused ${ip}: ${refusal.reason}${more}`);
   }
 
   #notifyIdle: (() => void) | undefined;
 
-  /** Resolves when no session is left, or after `ms`. */
-  async #sessionsEnded(ms: number): Promise<void> {
-    if (this.#sessions.size === 0) return;
+  /** Resolves `true` once no connection is left, or `false` after `ms`. */
+  async #connectionsEnded(ms: number): Promise<boolean> {
+    if (this.#serving.size === 0) return true;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    await new Promise<void>((resolve) => {
-      this.#notifyIdle = resolve;
-      timer = setTimeout(resolve, ms);
+    const ended = await new Promise<boolean>((resolve) => {
+      this.#notifyIdle = () => resolve(true);
+      timer = setTimeout(() => resolve(false), ms);
     });
     clearTimeout(timer);
     this.#notifyIdle = undefined;
+    return ended;
   }
 
   // ---- logging -----------------------------------------------------------------------------
@@ -398,6 +598,9 @@ export class MidiSmtpServer implements SmtpdHooks {
     console.error(`${stamp}: [${severity.toUpperCase()}] ${msg}`);
     if (severity === "fatal" && err instanceof Error && err.stack) console.error(err.stack);
   }
+
+  /** Accepts every proxied client. */
+  onProxyEvent(_ctx: SmtpdContext, _proxy: ProxyInfo): Awaitable<void> {}
 
   /** Accepts every client. */
   onConnectEvent(_ctx: SmtpdContext): Awaitable<void> {}
@@ -469,4 +672,8 @@ function offeredMechanisms(list: ReadonlyArray<string | SaslMechanism>): Map<str
     offered.set(mechanism.name.toUpperCase(), mechanism);
   }
   return offered;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -18,6 +18,7 @@ import {
   newContext,
   newEnvelope,
   newMessage,
+  type ProxyInfo,
   setMessageData,
   type SmtpdContext,
 } from "./context.ts";
@@ -41,8 +42,18 @@ import { DataReader } from "./data_reader.ts";
 import { MessageStream } from "./message_stream.ts";
 import { concatBytes } from "./bytes.ts";
 import type { Deadlines } from "./deadlines.ts";
-import { hasControl, nonAsciiRefused, parsePathArgument, type PathArgument, splitCommand } from "./commands.ts";
-import { formatMultiline, formatReply, oneLine } from "./replies.ts";
+import {
+  forbiddenCommand,
+  hasControl,
+  isKnownCommand,
+  nonAsciiRefused,
+  parsePathArgument,
+  type PathArgument,
+  splitCommand,
+} from "./commands.ts";
+import { formatHookReply, formatMultiline, formatReply, oneLine } from "./replies.ts";
+import type { ClientLimits, Refusal } from "./client_limits.ts";
+import { HookTimeoutException, SessionEndedException } from "./session_errors.ts";
 
 /** What a session needs from its server. */
 export interface SessionHost {
@@ -66,6 +77,14 @@ export interface SessionHost {
   readonly authMechanisms: ReadonlyMap<string, SaslMechanism>;
   /** The clock for idle deadlines (shared by the server's sessions). */
   readonly deadlines: Deadlines;
+  /** The clock for hook deadlines (`hookTimeout`). */
+  readonly hookDeadlines: Deadlines;
+  /** Per-client limits: MAIL rate and AUTH failures, counted across connections. */
+  readonly limits: ClientLimits;
+  /** Logs a per-client refusal, once per client and window. */
+  logRefusal(ctx: SmtpdContext | null, ip: string, refusal: Refusal): void;
+  /** The greeting and command timeout (seconds) while the server is overloaded, else `null`. */
+  overloadTimeout(): number | null;
 }
 
 type State = "HELO" | "RSET" | "MAIL" | "RCPT" | "DATA" | "QUIT";
@@ -99,15 +118,39 @@ export class Session {
   /** The SASL exchange waiting for the client's next line after a 334, if any. */
   #sasl: SaslExchange | undefined;
   #authFailures = 0;
+  /** An AUTH was refused: lines that are not commands may be its credentials, and are not logged. */
+  #hideNonCommands = false;
+  /** A read started ahead of the loop (before the greeting, or while a hook runs); the loop takes it next. */
+  #readingAhead: Promise<Uint8Array | null> | undefined;
+  /** Whether unprocessed client bytes are buffered (then no read is started ahead: see #readAhead). */
+  #inputBuffered = false;
+  /** Rejects the hook being awaited (timeout, client gone, abort); set while one is awaited. */
+  #interruptHook: ((err: SmtpdException) => void) | undefined;
+  /** Wakes a pause (greeting delay, tarpit) early. */
+  #wake: (() => void) | undefined;
+  /** The client left, or the session was aborted: nothing more is awaited. */
+  #ended = false;
+  /** Errors since the last accepted message: past `softErrorLimit` replies are delayed (tarpit). */
+  #errorCount = 0;
+  #tarpitMs = 0;
+  /** Since when the session waits for a command outside a transaction (0: not idle); the server sheds the oldest. */
+  #idleSince = 0;
 
-  /** @param host the server side; @param conn the accepted connection */
-  constructor(host: SessionHost, conn: Connection) {
+  /**
+   * @param host the server side
+   * @param conn the accepted connection (after any PROXY header and implicit TLS handshake)
+   * @param proxy what a PROXY header said, if one was read
+   */
+  constructor(host: SessionHost, conn: Connection, proxy: ProxyInfo | null = null) {
     this.#host = host;
     this.#opts = host.options;
     this.#conn = conn;
     this.#lines = new LineReader(this.#opts.maxCommandLineLength, this.#opts.ioBufferMaxSize);
     const local = conn.localAddress;
-    const remote = conn.remoteAddress;
+    // Behind a proxy the client is the one its header names (LOCAL and UNKNOWN keep the socket's).
+    const remote = proxy?.command === "PROXY" && proxy.sourceIp !== undefined
+      ? { hostname: proxy.sourceIp, port: proxy.sourcePort ?? 0 }
+      : conn.remoteAddress;
     this.ctx = newContext({
       localHost: local.hostname,
       localIp: local.hostname,
@@ -128,7 +171,13 @@ export class Session {
       authenticationId: "",
       exceptions: 0,
       errors: [],
+      proxy,
     });
+  }
+
+  /** Since when the session has waited for a command outside a transaction, or 0 when it is busy. */
+  get idleSince(): number {
+    return this.#idleSince;
   }
 
   /** Runs the session to its end; never rejects. */
@@ -143,9 +192,12 @@ export class Session {
           }
           this.#armTimer();
           if (this.#out !== "") await this.#flush();
+          if (this.#closing) break;
           this.#waitingForInput = true;
-          const chunk = await this.#conn.read();
+          if (this.#state === "HELO" || this.#state === "RSET") this.#idleSince = Date.now();
+          const chunk = await this.#read();
           this.#waitingForInput = false;
+          this.#idleSince = 0;
           if (chunk === null) break;
           await this.#consume(chunk);
         }
@@ -154,18 +206,130 @@ export class Session {
     } catch (err) {
       this.#host.log(this.ctx, "error", `session error: ${errorText(err)}`, err);
     } finally {
+      this.#ended = true;
       this.#disarmTimer();
       this.#host.deadlines.remove(this);
+      this.#host.hookDeadlines.remove(this);
       if (this.#state === "DATA") this.#host.log(this.ctx, "info", "client vanished during DATA: message dropped");
       this.#stream?.error(new Error("the client disconnected before the end of the message"));
       await this.#closeConnection();
       endContext(this.ctx);
-      try {
-        await this.#host.hooks.onDisconnectEvent(this.ctx);
-      } catch (err) {
-        this.#host.log(this.ctx, "error", `onDisconnectEvent failed: ${errorText(err)}`, err);
-      }
+      await this.#disconnected();
     }
+  }
+
+  /** Runs onDisconnectEvent, bounded like every hook (after an abort: 1 s at most). */
+  async #disconnected(): Promise<void> {
+    try {
+      const done = this.#host.hooks.onDisconnectEvent(this.ctx);
+      if (!isPromiseLike(done)) return;
+      const limit = this.#aborted ? 1 : this.#opts.hookTimeout;
+      if (await settlesWithin(done, limit === null ? null : limit * 1000)) return;
+      this.#host.log(this.ctx, "warn", `onDisconnectEvent did not finish within ${limit} s: no longer waited for`);
+    } catch (err) {
+      this.#host.log(this.ctx, "error", `onDisconnectEvent failed: ${errorText(err)}`, err);
+    }
+  }
+
+  /** The next bytes from the client: a read started ahead, if any, else a new one. */
+  #read(): Promise<Uint8Array | null> {
+    const ahead = this.#readingAhead;
+    if (ahead) {
+      this.#readingAhead = undefined;
+      return ahead;
+    }
+    return this.#conn.read();
+  }
+
+  /**
+   * Starts a read while a hook runs, so that a client that leaves is noticed
+   * at once (ctx.signal aborts, the hook is no longer awaited); bytes it
+   * brings are processed after the hook, in order. Only when no unprocessed
+   * bytes are buffered: then no command can run (STARTTLS above all, which
+   * needs no read pending) until this read has delivered its bytes.
+   */
+  #readAhead(): void {
+    if (this.#readingAhead || this.#inputBuffered || this.#closing) return;
+    const read = this.#conn.read();
+    this.#readingAhead = read;
+    read.then((chunk) => {
+      if (chunk === null && this.#readingAhead === read) this.#clientLeft();
+    }, () => {});
+  }
+
+  /** The client closed its side while we were busy: end the session now. */
+  #clientLeft(): void {
+    if (this.#ended) return;
+    this.#host.log(this.ctx, "info", "client left while the session was busy: session ended");
+    this.#end(new SessionEndedException("client left"));
+  }
+
+  #aborted = false;
+
+  /** Ends the session from outside its loop: aborts ctx.signal and stops every wait. */
+  #end(reason: SessionEndedException): void {
+    this.#ended = true;
+    this.#closing = true;
+    endContext(this.ctx);
+    this.#stream?.interrupt();
+    this.#interruptHook?.(reason);
+    this.#wake?.();
+  }
+
+  /**
+   * Awaits a hook's promise, bounded by `hookTimeout`, and gives it up at
+   * once if the client leaves or the session is aborted. A result that comes
+   * later is ignored (and logged). Only promises come here: a hook that
+   * returns a plain value costs nothing of this.
+   */
+  #awaitHook<T>(name: string, pending: PromiseLike<T>): Promise<T> {
+    if (this.#ended) return Promise.reject(new SessionEndedException("session ended"));
+    this.#readAhead();
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const finish = () => {
+        settled = true;
+        this.#interruptHook = undefined;
+        this.#host.hookDeadlines.clear(this);
+      };
+      this.#interruptHook = (err) => {
+        if (settled) return;
+        finish();
+        if (err instanceof HookTimeoutException) {
+          this.#host.log(this.ctx, "warn", `${name} did not finish within ${this.#opts.hookTimeout} s: session ended`);
+          endContext(this.ctx);
+        }
+        reject(err);
+      };
+      const seconds = this.#opts.hookTimeout;
+      if (seconds !== null) {
+        this.#host.hookDeadlines.set(this, seconds * 1000, () => this.#interruptHook?.(new HookTimeoutException(name)));
+      }
+      pending.then(
+        (value) => settled ? this.#lateResult(name) : (finish(), resolve(value)),
+        (err) => settled ? this.#lateResult(name, err) : (finish(), reject(err)),
+      );
+    });
+  }
+
+  #lateResult(name: string, err?: unknown): void {
+    const outcome = err === undefined ? "returned" : `threw (${errorText(err)})`;
+    this.#host.log(this.ctx, "info", `${name} ${outcome} after the session stopped waiting for it: ignored`);
+  }
+
+  /** Waits `ms`, or less if the session ends or the client talks (`wakeOn` settles). */
+  #pause(ms: number, wakeOn?: Promise<unknown>): Promise<void> {
+    if (this.#ended || ms <= 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        if (this.#wake === done) this.#wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#wake = done;
+      wakeOn?.then(done, done);
+    });
   }
 
   /**
@@ -181,17 +345,51 @@ export class Session {
     }
   }
 
-  /** Ends the session now with a 421 (used by a non-graceful stop). */
+  /** Ends the session now with a 421 (a non-graceful stop): hooks still running are no longer awaited. */
   abort(): void {
-    this.#closing = true;
+    if (this.#aborted) return;
+    this.#aborted = true;
+    const ended = this.#ended;
+    this.#end(new SessionEndedException("server stopped"));
+    if (ended) return;
     this.#reply(421, "4.3.2", "Service shutting down, closing transmission channel");
+    // The client may not be reading: never wait long for this last write.
+    const hardClose = setTimeout(() => this.#conn.close(), 1000);
+    this.#flush().finally(() => {
+      clearTimeout(hardClose);
+      this.#conn.close();
+    });
+  }
+
+  /** Closes an idle session to free its slot for a waiting client (the server is overloaded). */
+  shed(): void {
+    if (!this.#waitingForInput || this.#closing) return;
+    this.#host.log(this.ctx, "info", "idle session closed: the server is overloaded and clients are waiting");
+    this.#closing = true;
+    this.#reply(421, "4.7.0", "Server busy, closing idle connection, try again later");
     this.#flush().finally(() => this.#conn.close());
+  }
+
+  /** Shortens a running command or greeting deadline to `seconds` from now (overload). */
+  tightenDeadline(seconds: number): void {
+    if (this.#timerArmed && this.#state !== "DATA") this.#host.deadlines.shorten(this, seconds * 1000);
   }
 
   // ---- greeting ----------------------------------------------------------------------------
 
   async #greet(): Promise<boolean> {
     const server = this.ctx.server;
+    // Read from the start: bytes before our 220 mean a client that does not
+    // wait its turn (a spam engine, or another protocol), and an EOF a client
+    // or health check that left (then nothing more is done for it).
+    const early = this.#conn.read();
+    this.#readingAhead = early;
+    let talkedFirst = false;
+    early.then((chunk) => {
+      if (chunk === null) {
+        if (this.#readingAhead === early) this.#clientLeft();
+      } else if (this.#readingAhead === early) talkedFirst = true;
+    }, () => {});
     if (this.#opts.doDnsReverseLookup) {
       [server.localHost, server.remoteHost] = await Promise.all([
         this.#host.hostName(server.localIp),
@@ -201,30 +399,51 @@ export class Session {
       server.heloResponse = `${server.localHost} at your service!`;
     }
     try {
-      await this.#host.hooks.onConnectEvent(this.ctx);
+      const proxy = server.proxy;
+      if (proxy) {
+        const accepted = this.#host.hooks.onProxyEvent(this.ctx, proxy);
+        if (isPromiseLike(accepted)) await this.#awaitHook("onProxyEvent", accepted);
+      }
+      const connected = this.#host.hooks.onConnectEvent(this.ctx);
+      if (isPromiseLike(connected)) await this.#awaitHook("onConnectEvent", connected);
     } catch (err) {
-      const refusal = err instanceof SmtpdException ? err : new Smtpd421Exception(errorText(err));
-      this.#noteError(refusal);
-      this.#replyError(refusal);
-      this.#closing = true;
-      await this.#flush();
-      return false;
+      return this.#refuseClient(err);
     }
     if (this.#conn.tls && !(await this.#tlsStarted())) {
       await this.#flush();
       return false;
     }
+    const delay = this.#opts.greetingDelay;
+    if (delay > 0 && !this.#ended) await this.#pause(delay * 1000, early);
+    if (this.#ended) return false;
+    if (talkedFirst) {
+      this.#host.log(this.ctx, "info", "client sent data before the greeting: refused");
+      return this.#refuseClient(
+        new SmtpdException(554, "5.5.0", "Protocol error: data sent before the greeting, closing connection"),
+      );
+    }
     this.#out += `220 ${oneLine(server.localResponse)}\r\n`;
     return true;
+  }
+
+  /** Refuses the client before or instead of the 220, then closes. */
+  async #refuseClient(err: unknown): Promise<false> {
+    const refusal = err instanceof SmtpdException ? err : this.#localError(err, true);
+    this.#noteError(refusal);
+    this.#replyError(refusal);
+    this.#closing = true;
+    await this.#flush();
+    return false;
   }
 
   /** Runs the TLS hook after a handshake; `false` (and closing) if it refused the connection. */
   async #tlsStarted(): Promise<boolean> {
     try {
-      await this.#host.hooks.onTlsEvent(this.ctx);
+      const accepted = this.#host.hooks.onTlsEvent(this.ctx);
+      if (isPromiseLike(accepted)) await this.#awaitHook("onTlsEvent", accepted);
       return true;
     } catch (err) {
-      const refusal = err instanceof SmtpdException ? err : new Smtpd421Exception(errorText(err));
+      const refusal = err instanceof SmtpdException ? err : this.#localError(err, true);
       this.#noteError(refusal);
       this.#replyError(refusal);
       this.#closing = true;
@@ -242,6 +461,7 @@ export class Session {
         const reader = this.#data!;
         const { consumed, done } = reader.push(pending);
         pending = pending.subarray(consumed);
+        this.#inputBuffered = pending.length > 0;
         if (this.#dataHooksDue(reader)) await this.#afterDataBytes(reader);
         else if (!this.#dataError) this.ctx.message.bytesize = reader.size;
         if (this.#stream) await this.#pumpStream(reader, this.#stream);
@@ -255,6 +475,7 @@ export class Session {
       pending = EMPTY;
       for (let item = this.#lines.next(); item && !this.#closing; item = this.#lines.next()) {
         this.#disarmTimer();
+        this.#inputBuffered = this.#lines.hasCompleteLine();
         const handling = this.#handleItem(item);
         if (handling) await handling;
         if ((this.#state as State) === "DATA") {
@@ -264,6 +485,7 @@ export class Session {
         }
       }
     }
+    this.#inputBuffered = false;
   }
 
   /**
@@ -296,7 +518,19 @@ export class Session {
       if (this.#host.logs("debug")) this.#host.log(this.ctx, "debug", "<<< [AUTH response hidden]");
       return this.#saslResponse(line);
     }
-    if (this.#host.logs("debug")) this.#host.log(this.ctx, "debug", `<<< ${redactAuth(line)}`);
+    if (this.#hideNonCommands) this.#hideNonCommands = !isKnownCommand(line);
+    if (this.#host.logs("debug")) {
+      // After a refused AUTH the client may still send its responses (the password): never log them.
+      const shown = this.#hideNonCommands ? "[line hidden: it may be an AUTH response]" : redactAuth(line);
+      this.#host.log(this.ctx, "debug", `<<< ${shown}`);
+    }
+    if (forbiddenCommand(line)) {
+      // HTTP (or a header line) on the SMTP port: a browser, a proxy probe or a cross-protocol attack.
+      this.#host.log(this.ctx, "info", `non-SMTP command ${JSON.stringify(line.slice(0, 40))}: closing`);
+      this.#reply(221, "2.7.0", "This is an SMTP server, not an HTTP one: closing connection");
+      this.#closing = true;
+      return;
+    }
     // An AUTH line may arrive together with its SASL response: that is not pipelining, and
     // refusing it would turn the credentials into an "unknown command".
     if (!this.#opts.pipeliningExtension && this.#lines.hasCompleteLine() && !/^AUTH /i.test(line)) {
@@ -314,6 +548,9 @@ export class Session {
   /** Runs a command; throws (or rejects with) the error that answers it. */
   #dispatch(line: string): void | Promise<void> {
     const { verb, args } = splitCommand(line);
+    if (this.#opts.tlsMode === "TLS_REQUIRED" && !this.ctx.server.encrypted && !this.#allowedBeforeTls(verb)) {
+      throw new Tls530Exception();
+    }
     switch (verb) {
       case "EHLO":
       case "HELO":
@@ -345,8 +582,14 @@ export class Session {
       case "STARTTLS":
         return this.#startTlsCommand(args);
       case "AUTH":
-        return this.#auth(args);
+        // Refused before its exchange, AUTH may still be followed by its responses (a password): hide them.
+        return this.#auth(args).catch((err) => {
+          this.#hideNonCommands = true;
+          throw err;
+        });
       default:
+        // Probably the responses of a refused AUTH: neither the unknown-command hook nor the log sees them.
+        if (this.#hideNonCommands) throw new Smtpd500Exception("unknown command: [hidden: it may be an AUTH response]");
         return this.#unknown(line);
     }
   }
@@ -356,7 +599,9 @@ export class Session {
   #helo(verb: "HELO" | "EHLO", args: string): void | Promise<void> {
     if (!args || args.includes(" ") || hasControl(args)) throw syntax(`${verb} hostname`);
     const accepted = this.#host.hooks.onHeloEvent(this.ctx, args);
-    if (isPromiseLike(accepted)) return Promise.resolve(accepted).then(() => this.#heloAccepted(verb, args));
+    if (isPromiseLike(accepted)) {
+      return this.#awaitHook("onHeloEvent", accepted).then(() => this.#heloAccepted(verb, args));
+    }
     this.#heloAccepted(verb, args);
   }
 
@@ -391,6 +636,12 @@ export class Session {
     if (this.#state === "HELO") throw new Smtpd503Exception(undefined, "Send HELO/EHLO first");
     this.#checkTlsAndAuth();
     if (this.#state !== "RSET") throw new Smtpd503Exception(undefined, "Sender already specified");
+    // Counted per client address whether accepted or not, as Postfix does.
+    const refusal = this.#host.limits.admitMessage(this.ctx.server.remoteIp);
+    if (refusal) {
+      this.#host.logRefusal(this.ctx, this.ctx.server.remoteIp, refusal);
+      throw new SmtpdException(refusal.code, refusal.enhancedCode, refusal.text, refusal.reason);
+    }
     const i18n = this.#opts.internationalizationExtensions;
     const parsed = parsePathArgument(args, "FROM", true, i18n);
     const envelope = newEnvelope();
@@ -441,7 +692,10 @@ export class Session {
       return refused(err);
     }
     if (isPromiseLike(result)) {
-      return Promise.resolve(result).then((replaced) => this.#mailAccepted(envelope, replaced), refused);
+      return this.#awaitHook("onMailFromEvent", result).then(
+        (replaced) => this.#mailAccepted(envelope, replaced),
+        refused,
+      );
     }
     this.#mailAccepted(envelope, result);
   }
@@ -464,12 +718,12 @@ export class Session {
     const parsed = parsePathArgument(args, "TO", false, utf8);
     for (const key of Object.keys(parsed.params)) throw unsupportedParam(key);
     if (parsed.utf8 && !utf8) throw nonAsciiRefused();
-    if (envelope.to.length >= this.#opts.maxRecipients) {
-      throw new SmtpdException(452, "4.5.3", "Too many recipients");
-    }
+    if (envelope.to.length >= this.#opts.maxRecipients) throw new TooManyRecipientsException();
     const result = this.#host.hooks.onRcptToEvent(this.ctx, parsed.path);
     if (isPromiseLike(result)) {
-      return Promise.resolve(result).then((replaced) => this.#rcptAccepted(envelope, parsed, replaced));
+      return this.#awaitHook("onRcptToEvent", result).then((replaced) =>
+        this.#rcptAccepted(envelope, parsed, replaced)
+      );
     }
     this.#rcptAccepted(envelope, parsed, result);
   }
@@ -488,7 +742,9 @@ export class Session {
     if (this.#state === "RSET") throw new Smtpd503Exception(undefined, "Need MAIL command first");
     if (this.#state !== "RCPT") throw new Smtpd503Exception(undefined, "Need RCPT command first");
     const started = this.#host.hooks.onMessageDataStartEvent(this.ctx);
-    if (isPromiseLike(started)) return Promise.resolve(started).then(() => this.#dataStarted());
+    if (isPromiseLike(started)) {
+      return this.#awaitHook("onMessageDataStartEvent", started).then(() => this.#dataStarted());
+    }
     this.#dataStarted();
   }
 
@@ -513,10 +769,30 @@ export class Session {
     this.#reply(354, "", 'Enter message, ending with "." on a line by itself');
   }
 
-  async #unknown(line: string): Promise<void> {
-    const answer = await this.#host.hooks.onProcessLineUnknownEvent(this.ctx, line);
+  #unknown(line: string): void | Promise<void> {
+    const answer = this.#host.hooks.onProcessLineUnknownEvent(this.ctx, line);
+    if (isPromiseLike(answer)) {
+      return this.#awaitHook("onProcessLineUnknownEvent", answer).then((a) => this.#unknownAnswered(line, a));
+    }
+    this.#unknownAnswered(line, answer);
+  }
+
+  /** The unknown-command hook's string is the reply: one line, or several with the same code on each. */
+  #unknownAnswered(line: string, answer: string | void): void {
     if (typeof answer !== "string") throw new Smtpd500Exception(`unknown command: ${line}`);
-    if (answer !== "") this.#out += oneLine(answer) + "\r\n";
+    if (answer === "") return;
+    const reply = formatHookReply(answer);
+    if (reply === undefined) {
+      throw this.#localError(
+        new Error(`onProcessLineUnknownEvent returned an invalid reply: ${JSON.stringify(answer.slice(0, 80))}`),
+      );
+    }
+    this.#out += reply;
+  }
+
+  /** Which commands TLS_REQUIRED lets through before STARTTLS (RFC 3207 4: all others get 530). */
+  #allowedBeforeTls(verb: string): boolean {
+    return verb === "NOOP" || verb === "EHLO" || verb === "STARTTLS" || verb === "QUIT";
   }
 
   /** TLS_REQUIRED and AUTH_REQUIRED: no mail before STARTTLS / AUTH. */
@@ -577,6 +853,11 @@ export class Session {
     if (!this.#authOffered()) throw new Smtpd538Exception();
     if (this.ctx.server.authenticated) throw new Smtpd503Exception(undefined, "Already authenticated");
     if (this.#state !== "RSET") throw new Smtpd503Exception(undefined, "AUTH not permitted during a mail transaction");
+    const locked = this.#host.limits.authLocked(this.ctx.server.remoteIp);
+    if (locked) {
+      this.#host.logRefusal(this.ctx, this.ctx.server.remoteIp, locked);
+      throw new SmtpdException(locked.code, locked.enhancedCode, locked.text, locked.reason);
+    }
     const [name, initial, extra] = args.split(" ");
     if (!name || extra !== undefined) throw syntax("AUTH mechanism [initial-response]");
     const mechanism = this.#host.authMechanisms.get(name.toUpperCase());
@@ -611,9 +892,19 @@ export class Session {
     const c = step.credentials;
     let result: string | void;
     try {
-      result = await this.#host.hooks.onAuthEvent(this.ctx, c.authorizationId, c.authenticationId, c.authentication, c);
+      const checked = this.#host.hooks.onAuthEvent(
+        this.ctx,
+        c.authorizationId,
+        c.authenticationId,
+        c.authentication,
+        c,
+      );
+      result = isPromiseLike(checked) ? await this.#awaitHook("onAuthEvent", checked) : checked;
     } catch (err) {
-      return this.#authFailed(err instanceof SmtpdException ? err : this.#temporaryAuthFailure(err));
+      const refusal = err instanceof SmtpdException ? err : this.#temporaryAuthFailure(err);
+      // Refused credentials count against the client's address across connections (not temporary failures).
+      if (refusal.code >= 500) this.#host.limits.authFailed(this.ctx.server.remoteIp);
+      return this.#authFailed(refusal);
     }
     const server = this.ctx.server;
     server.authenticated = new Date();
@@ -662,10 +953,18 @@ export class Session {
           this.#head = [];
         }
         const handled = this.#host.hooks.onMessageDataHeadersEvent(this.ctx);
-        if (isPromiseLike(handled)) await handled;
+        if (isPromiseLike(handled)) await this.#awaitHook("onMessageDataHeadersEvent", handled);
       }
-      if (this.#host.receivingHookActive) await this.#host.hooks.onMessageDataReceivingEvent(this.ctx);
+      if (this.#host.receivingHookActive) {
+        const received = this.#host.hooks.onMessageDataReceivingEvent(this.ctx);
+        if (isPromiseLike(received)) await this.#awaitHook("onMessageDataReceivingEvent", received);
+      }
     } catch (err) {
+      if (err instanceof SessionEndedException || err instanceof HookTimeoutException) {
+        // Not a refusal of this message: the session ends now, not at the final dot.
+        this.#replyError(err);
+        return;
+      }
       this.#dataError = err instanceof SmtpdException ? err : this.#localError(err);
       reader.retain = false;
       reader.take();
@@ -700,7 +999,7 @@ export class Session {
       return this.#resetTransaction();
     }
     if (isPromiseLike(accepted)) {
-      return Promise.resolve(accepted)
+      return this.#awaitHook("onMessageDataEvent", accepted)
         .then(() => this.#messageAccepted(), (err) => this.#fail(err, false))
         .finally(() => this.#resetTransaction());
     }
@@ -717,6 +1016,7 @@ export class Session {
   }
 
   #messageAccepted(): void {
+    this.#errorCount = 0; // as Postfix: a delivered message forgives earlier errors
     this.#reply(250, "2.0.0", "Requested mail action okay, completed");
   }
 
@@ -738,8 +1038,13 @@ export class Session {
     message.bytesize = reader.size;
     message.delivered = new Date();
     stream.close();
-    const result = await stream.hookResult;
-    if (result.ok) this.#reply(250, "2.0.0", "Requested mail action okay, completed");
+    let result: Awaited<typeof stream.hookResult>;
+    try {
+      result = await this.#awaitHook("onMessageDataStreamEvent", stream.hookResult);
+    } catch (err) {
+      return this.#fail(err, false);
+    }
+    if (result.ok) this.#messageAccepted();
     else this.#fail(result.error, false);
   }
 
@@ -750,16 +1055,24 @@ export class Session {
   }
 
   #replyError(err: SmtpdException): void {
+    if (err instanceof SessionEndedException) {
+      this.#closing = true; // nobody to answer (or the 421 went out already)
+      return;
+    }
     this.#reply(err.code, err.enhancedCode, err.text);
     if (err.code === 421) this.#closing = true;
   }
 
-  /** Answers an error from a command or hook; counts syntax and sequence errors. */
+  /**
+   * Answers an error from a command or hook; counts syntax and sequence
+   * errors (and recipients past the limit) towards `maxBadCommands`.
+   */
   #fail(err: unknown, countsAsBad = true): void {
     const smtpErr = err instanceof SmtpdException ? err : this.#localError(err);
     this.#noteError(smtpErr);
     this.#replyError(smtpErr);
-    if (countsAsBad && smtpErr.code >= 500 && smtpErr.code <= 504) {
+    const bad = (smtpErr.code >= 500 && smtpErr.code <= 504) || smtpErr instanceof TooManyRecipientsException;
+    if (countsAsBad && bad) {
       this.#badCommands++;
       if (this.#badCommands >= this.#opts.maxBadCommands && !this.#closing) {
         this.#reply(421, "4.7.0", "Too many errors, closing transmission channel");
@@ -768,20 +1081,34 @@ export class Session {
     }
   }
 
-  /** Turns an application error into a 451 and logs it. */
-  #localError(err: unknown): SmtpdException {
+  /** Turns an application error into a 451 (before the greeting: a 421 that closes) and logs it. */
+  #localError(err: unknown, beforeGreeting = false): SmtpdException {
     this.#host.log(this.ctx, "error", `hook failed: ${errorText(err)}`, err);
-    return new SmtpdException(451, "4.3.0", "Requested action aborted: local error in processing", errorText(err));
+    return beforeGreeting
+      ? new SmtpdException(421, "4.3.0", "Local error in processing, closing transmission channel", errorText(err))
+      : new SmtpdException(451, "4.3.0", "Requested action aborted: local error in processing", errorText(err));
   }
 
   #noteError(err: SmtpdException | Error): void {
     this.ctx.server.exceptions++;
     this.ctx.server.errors.push(err);
     if (this.#host.logs("debug")) this.#host.log(this.ctx, "debug", `error reply: ${err.message}`);
+    if (err instanceof SmtpdException && err.code === 421) return;
+    // The tarpit (Postfix's smtpd_soft_error_limit): past the limit each error delays its reply a little more.
+    const soft = this.#opts.softErrorLimit;
+    if (soft !== null && ++this.#errorCount > soft) {
+      const steps = Math.min(this.#errorCount - soft, MAX_TARPIT_STEPS);
+      this.#tarpitMs = steps * this.#opts.errorSleepTime * 1000;
+    }
   }
 
   async #flush(): Promise<void> {
     if (this.#out === "") return;
+    if (this.#tarpitMs > 0) {
+      const ms = this.#tarpitMs;
+      this.#tarpitMs = 0;
+      if (!this.#closing) await this.#pause(ms);
+    }
     const text = this.#out;
     this.#out = "";
     if (this.#host.logs("debug")) this.#host.log(this.ctx, "debug", `>>> ${text.trimEnd()}`);
@@ -820,11 +1147,16 @@ export class Session {
   #armTimer(): void {
     if (this.#timerArmed) return;
     const o = this.#opts;
-    const seconds = this.#state === "DATA"
+    let seconds = this.#state === "DATA"
       ? o.ioDataTimeout
       : this.ctx.server.heloMode === "" && this.#state === "HELO"
       ? o.ioGreetingTimeout
       : o.ioCmdTimeout;
+    if (this.#state !== "DATA") {
+      // Overloaded (Postfix's stress mode): a client gets seconds, not minutes, per command.
+      const overload = this.#host.overloadTimeout();
+      if (overload !== null && (seconds === null || overload < seconds)) seconds = overload;
+    }
     if (seconds === null) return;
     this.#timerArmed = true;
     this.#host.deadlines.set(this, seconds * 1000, this.#timeoutHandler);
@@ -861,6 +1193,32 @@ export class Session {
 
 const EMPTY = new Uint8Array(0);
 const lenientUtf8 = new TextDecoder();
+/** The tarpit's delay grows by `errorSleepTime` per error past the soft limit, up to this many times it. */
+const MAX_TARPIT_STEPS = 10;
+
+/** RCPT past `maxRecipients`: a 452 that also counts towards `maxBadCommands`. */
+class TooManyRecipientsException extends SmtpdException {
+  constructor() {
+    super(452, "4.5.3", "Too many recipients");
+  }
+}
+
+/** Whether `pending` settles within `ms` (`null`: waits for it); a rejection counts as settled. */
+async function settlesWithin(pending: PromiseLike<unknown>, ms: number | null): Promise<boolean> {
+  if (ms === null) {
+    await pending;
+    return true;
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      Promise.resolve(pending).then(() => true, () => true),
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms)),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** Decodes the header section for `ctx.message.headers` (a view: `data` keeps the exact bytes). */
 function headerText(bytes: Uint8Array): string {

@@ -99,11 +99,11 @@ export class RawClient {
     socket.on("error", () => {});
   }
 
-  /** Connects to `host:port`. */
-  static connect(port: number, host = "127.0.0.1"): Promise<RawClient> {
+  /** Connects to `host:port`, from `localAddress` if given (e.g. `"127.0.0.2"`: another client address on loopback). */
+  static connect(port: number, host = "127.0.0.1", localAddress?: string): Promise<RawClient> {
     return withTimeout(
       new Promise((resolve, reject) => {
-        const socket = net.connect({ port, host });
+        const socket = net.connect({ port, host, localAddress });
         socket.once("connect", () => resolve(new RawClient(socket)));
         socket.once("error", reject);
       }),

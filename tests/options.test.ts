@@ -10,6 +10,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { parseHosts, parsePorts, resolveOptions, type ServerOptions, SEVERITY_RANK } from "../src/options.ts";
 import type { Transport } from "../src/transport/types.ts";
+import { CidrList } from "../src/cidr.ts";
 
 /** Options with deliberately wrong types, as plain JavaScript callers may pass them. */
 function untyped(options: Record<string, unknown>): ServerOptions {
@@ -67,6 +68,22 @@ describe("resolveOptions: defaults", () => {
       authMechanisms: ["PLAIN", "LOGIN"],
       allowInsecureAuth: false,
       maxAuthFailures: 3,
+      proxyExtension: false,
+      proxyTrustedSources: new CidrList(["127.0.0.0/8", "::1/128"]),
+      proxyTimeout: 5,
+      maxConnectionsPerIp: 50,
+      maxConnectionRatePerIp: 600,
+      maxMessageRatePerIp: 1200,
+      maxAuthFailuresPerIp: 10,
+      authLockoutTime: 900,
+      perIpLimitsExempt: new CidrList([]),
+      softErrorLimit: 5,
+      errorSleepTime: 1,
+      queueTimeout: 30,
+      overloadThreshold: 0.8,
+      overloadTimeout: 10,
+      greetingDelay: 0,
+      hookTimeout: 120,
     });
   });
 
@@ -146,6 +163,22 @@ describe("resolveOptions: valid values are kept", () => {
       authMechanisms: ["CRAM-MD5"],
       allowInsecureAuth: true,
       maxAuthFailures: 1,
+      proxyExtension: true,
+      proxyTrustedSources: ["10.0.0.0/8"],
+      proxyTimeout: 3,
+      maxConnectionsPerIp: null,
+      maxConnectionRatePerIp: 10,
+      maxMessageRatePerIp: null,
+      maxAuthFailuresPerIp: 2,
+      authLockoutTime: 60,
+      perIpLimitsExempt: ["192.0.2.0/24"],
+      softErrorLimit: null,
+      errorSleepTime: 0.5,
+      queueTimeout: null,
+      overloadThreshold: 0.5,
+      overloadTimeout: null,
+      greetingDelay: 2,
+      hookTimeout: 30,
     });
     assert.deepEqual(resolved, {
       ports: [[25], [587, 2587]],
@@ -183,7 +216,46 @@ describe("resolveOptions: valid values are kept", () => {
       authMechanisms: ["CRAM-MD5"],
       allowInsecureAuth: true,
       maxAuthFailures: 1,
+      proxyExtension: true,
+      proxyTrustedSources: new CidrList(["10.0.0.0/8"]),
+      proxyTimeout: 3,
+      maxConnectionsPerIp: null,
+      maxConnectionRatePerIp: 10,
+      maxMessageRatePerIp: null,
+      maxAuthFailuresPerIp: 2,
+      authLockoutTime: 60,
+      perIpLimitsExempt: new CidrList(["192.0.2.0/24"]),
+      softErrorLimit: null,
+      errorSleepTime: 0.5,
+      queueTimeout: null,
+      overloadThreshold: 0.5,
+      overloadTimeout: null,
+      greetingDelay: 2,
+      hookTimeout: 30,
     });
+  });
+
+  it("rejects bad values of the resilience options, naming the option", () => {
+    const bad: Array<[Record<string, unknown>, RegExp]> = [
+      [{ proxyTrustedSources: ["10.0.0.0/33"] }, /proxyTrustedSources/],
+      [{ proxyTrustedSources: "127.0.0.1" }, /proxyTrustedSources/],
+      [{ perIpLimitsExempt: ["not an ip"] }, /perIpLimitsExempt/],
+      [{ proxyTimeout: 0 }, /proxyTimeout/],
+      [{ maxConnectionsPerIp: 0 }, /maxConnectionsPerIp/],
+      [{ maxMessageRatePerIp: 1.5 }, /maxMessageRatePerIp/],
+      [{ softErrorLimit: -1 }, /softErrorLimit/],
+      [{ overloadThreshold: 0 }, /overloadThreshold/],
+      [{ overloadThreshold: 1.5 }, /overloadThreshold/],
+      [{ greetingDelay: -1 }, /greetingDelay/],
+      [{ hookTimeout: 0 }, /hookTimeout/],
+      [{ queueTimeout: "30" }, /queueTimeout/],
+    ];
+    for (const [options, message] of bad) {
+      assert.throws(
+        () => resolveOptions(options as never),
+        (err: Error) => err instanceof TypeError && message.test(err.message),
+      );
+    }
   });
 
   it("accepts null for the timeouts, maxConnections and ioBufferMaxSize (no limit)", () => {
