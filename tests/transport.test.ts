@@ -786,7 +786,7 @@ function captureClientHello(servername: string): Promise<Uint8Array> {
 
 describe("ClientHello SNI parser (Bun's SNI path)", () => {
   it("finds the name only once the ClientHello is whole, also across split records", TEST_OPTIONS, async () => {
-    const { clientHelloServerName } = await import("../src/transport/bun.ts");
+    const { clientHelloServerName } = await import("../src/transport/client_hello.ts");
     const record = await captureClientHello("mail.example.test");
     assert.equal(record[0], 22, "a handshake record");
     assert.equal(clientHelloServerName(record), "mail.example.test");

@@ -21,6 +21,7 @@ import type {
 } from "./types.ts";
 import { ReadQueue } from "./read_queue.ts";
 import { ConnectionDuplex } from "./connection_duplex.ts";
+import { certificateByClientHello } from "./client_hello.ts";
 
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
@@ -241,7 +242,17 @@ export class NodeSocketConnection implements Connection {
       return upgradeDuplexToTls(this.#socket, options, addresses);
     }
     // Bytes were taken off the socket already: TLS reads them first through a Duplex, then the rest.
-    return upgradeDuplexToTls(new ConnectionDuplex(this, received), options, addresses);
+    return this.#tlsOverDuplex(options, received, addresses);
+  }
+
+  async #tlsOverDuplex(
+    options: TlsServerOptions,
+    received: Uint8Array | undefined,
+    addresses: { local: SocketAddress; remote: SocketAddress },
+  ): Promise<Connection> {
+    // Over a Duplex, Bun's node:tls ignores SNICallback: pick the certificate from the ClientHello here.
+    const { tlsOptions, replay } = await certificateByClientHello(this, options, received);
+    return upgradeDuplexToTls(new ConnectionDuplex(this, replay), tlsOptions, addresses);
   }
 
   /** Gives the socket to node:tls: this object must not touch it any more. */
