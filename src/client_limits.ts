@@ -68,7 +68,11 @@ export class WindowCounter {
   /** Starts `key`'s window again from `now`, keeping its count (a lockout lasts a whole window from here). */
   restart(key: string, now: number): void {
     const entry = this.#entries.get(key);
-    if (entry) entry.start = now;
+    if (!entry) return;
+    entry.start = now;
+    // Re-inserted, so that eviction (oldest first) sees it as new.
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
   }
 
   /** Keys tracked (expired ones included until swept). */
@@ -84,9 +88,13 @@ export class WindowCounter {
     return undefined;
   }
 
-  /** Drops expired entries once a window, and the oldest when full, so memory stays bounded. */
+  /**
+   * Drops expired entries at most once a window (a scan of every entry), and
+   * when still full the oldest ones (O(1) each): a flood of new keys never
+   * costs a scan per key.
+   */
   #makeRoom(now: number): void {
-    if (now - this.#lastSweep >= this.#windowMs || this.#entries.size >= MAX_KEYS) {
+    if (now - this.#lastSweep >= this.#windowMs) {
       this.#lastSweep = now;
       for (const [key, entry] of this.#entries) {
         if (now - entry.start >= this.#windowMs) this.#entries.delete(key);
@@ -231,13 +239,24 @@ export class RefusalLog {
       entry.suppressed++;
       return undefined;
     }
-    if (this.#seen.size >= MAX_KEYS) this.#sweep(now);
+    this.#makeRoom(now);
+    this.#seen.delete(key); // re-inserted: eviction goes oldest first
     this.#seen.set(key, { until: now + RATE_WINDOW_MS, suppressed: 0 });
     return { suppressed: entry?.suppressed ?? 0 };
   }
 
-  #sweep(now: number): void {
-    for (const [key, entry] of this.#seen) if (now >= entry.until) this.#seen.delete(key);
+  #lastSweep = 0;
+
+  /**
+   * As {@link WindowCounter}: a scan at most once a window, else the oldest
+   * go. An entry is kept one window past its own, so that its count of left
+   * out lines still reaches the next line for that client.
+   */
+  #makeRoom(now: number): void {
+    if (now - this.#lastSweep >= RATE_WINDOW_MS) {
+      this.#lastSweep = now;
+      for (const [key, entry] of this.#seen) if (now >= entry.until + RATE_WINDOW_MS) this.#seen.delete(key);
+    }
     while (this.#seen.size >= MAX_KEYS) this.#seen.delete(this.#seen.keys().next().value as string);
   }
 }
