@@ -462,8 +462,10 @@ export class Session {
         const { consumed, done } = reader.push(pending);
         pending = pending.subarray(consumed);
         this.#inputBuffered = pending.length > 0;
-        if (this.#dataHooksDue(reader)) await this.#afterDataBytes(reader);
-        else if (!this.#dataError) this.ctx.message.bytesize = reader.size;
+        if (this.#dataHooksDue(reader)) {
+          await this.#afterDataBytes(reader);
+          if (this.#closing) break; // a hook timed out, or the client left meanwhile
+        } else if (!this.#dataError) this.ctx.message.bytesize = reader.size;
         if (this.#stream) await this.#pumpStream(reader, this.#stream);
         if (done) {
           const finishing = this.#finishMessage(reader);

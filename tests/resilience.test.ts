@@ -139,6 +139,31 @@ for (const transport of TRANSPORTS) {
       );
 
       it(
+        "a headers hook that never settles ends the session mid-DATA; the message is never delivered",
+        TEST,
+        async () => {
+          let delivered = 0;
+          await withServer(transport, {
+            hookTimeout: 0.3,
+            onMessageDataHeadersEvent: never,
+            onMessageDataEvent() {
+              delivered++;
+            },
+          }, async (s) => {
+            const c = await ehloClient(s.port);
+            assert.equal((await c.command("MAIL FROM:<a@example.com>")).code, 250);
+            assert.equal((await c.command("RCPT TO:<b@example.com>")).code, 250);
+            assert.equal((await c.command("DATA")).code, 354);
+            await c.send("Subject: x\r\n\r\nbody line\r\n");
+            // No final dot yet: the 421 comes at the timeout, not at the end of the message.
+            assert.equal((await c.reply(5000)).code, 421);
+            await c.waitClosed();
+            assert.equal(delivered, 0);
+          });
+        },
+      );
+
+      it(
         "stop() with hung hooks resolves; connections() and processings() are 0; start() serves again",
         TEST,
         async () => {
