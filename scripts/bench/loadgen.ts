@@ -14,7 +14,13 @@
  *   --no-pipelining     one command at a time (default: MAIL+RCPTs+DATA in one write when offered)
  *   --warmup N          messages sent first, same shape, not measured [0]
  *   --timeout SECS      give up after this long [300]
+ *   --proxy [v1|v2]     send a PROXY protocol header (v2 if no version is given) as the first bytes of every
+ *                       connection, a made-up client 192.0.2.x with a varying port; the server needs
+ *                       `proxyExtension: true` (scripts/bench/targets/ours.ts --proxy) [off]
+ *   --proxy-lib PATH    the library whose PROXY header writers build the headers: its mod.ts, or an npm
+ *                       build's esm/mod.js [this repository's mod.ts]
  *   --json              print the result as one JSON line
+ *   --help              print this and exit
  *
  * Prints msgs/s, MB/s (accepted message bytes, 10^6 bytes/s), failures,
  * elapsed time and the generator's own CPU seconds (close to the elapsed
@@ -30,6 +36,11 @@ import { intOption, sizeOption, UsageError } from "./lib/args.ts";
 import { buildWire } from "./lib/message.ts";
 import { type LoadOptions, type LoadResult, runLoad } from "./lib/client.ts";
 import { machineBusySeconds } from "./lib/proc.ts";
+import { buildProxyHeaders, isProxyVersion, REPO_MOD } from "./lib/proxy.ts";
+
+const USAGE = `usage: loadgen.ts --port P [--host H] [--sessions N] [--messages N] [--per-conn N] [--size S]
+       [--rcpts N] [--no-pipelining] [--warmup N] [--timeout SECS] [--proxy [v1|v2]] [--proxy-lib PATH] [--json]
+See the top of scripts/bench/loadgen.ts for what each option does.`;
 
 /** The JSON line printed with `--json`. */
 export interface LoadReport extends LoadResult {
@@ -45,9 +56,26 @@ export interface LoadReport extends LoadResult {
   options: LoadOptions & { size: number };
 }
 
-function parse(argv: string[]): { options: LoadOptions & { size: number }; warmup: number; json: boolean } {
+/** The parsed command line. */
+interface Parsed {
+  options: LoadOptions & { size: number };
+  warmup: number;
+  json: boolean;
+  /** The library entry whose PROXY header writers are used. */
+  proxyLib: string;
+}
+
+/** `--proxy` may come without a value (v2); parseArgs has no optional values, so a bare one is rewritten first. */
+function withProxyDefault(argv: string[]): string[] {
+  return argv.flatMap((arg, i) =>
+    arg === "--proxy" && (argv[i + 1] === undefined || argv[i + 1].startsWith("--")) ? ["--proxy=v2"] : [arg]
+  );
+}
+
+/** The command line, or `"help"` for `--help`. */
+function parse(argv: string[]): Parsed | "help" {
   const { values } = parseArgs({
-    args: argv,
+    args: withProxyDefault(argv),
     options: {
       host: { type: "string" },
       port: { type: "string" },
@@ -60,10 +88,18 @@ function parse(argv: string[]): { options: LoadOptions & { size: number }; warmu
       "no-pipelining": { type: "boolean" },
       warmup: { type: "string" },
       timeout: { type: "string" },
+      proxy: { type: "string" },
+      "proxy-lib": { type: "string" },
       json: { type: "boolean" },
+      help: { type: "boolean" },
     },
     strict: true,
   });
+  if (values.help) return "help";
+  const proxy = values.proxy;
+  if (proxy !== undefined && !isProxyVersion(proxy)) {
+    throw new UsageError(`--proxy must be v1 or v2, got ${JSON.stringify(proxy)}`);
+  }
   if (values.port === undefined) throw new UsageError("--port is required");
   return {
     options: {
@@ -76,24 +112,38 @@ function parse(argv: string[]): { options: LoadOptions & { size: number }; warmu
       recipients: intOption("rcpts", values.rcpts, 1, 1),
       pipelining: !values["no-pipelining"],
       timeoutMs: intOption("timeout", values.timeout, 300, 1) * 1000,
+      ...(proxy !== undefined ? { proxyHeader: proxy } : {}),
     },
     warmup: intOption("warmup", values.warmup, 0),
     json: values.json ?? false,
+    proxyLib: values["proxy-lib"] ?? REPO_MOD,
   };
 }
 
-/** Runs an optional warm-up and one measured load; returns the report. */
-export async function measure(options: LoadOptions & { size: number }, warmup = 0): Promise<LoadReport> {
+/**
+ * Runs an optional warm-up and one measured load; returns the report. With
+ * `options.proxyHeader`, the PROXY headers are built first with the writers
+ * of the library at `proxyLib` (default: this repository's mod.ts).
+ */
+export async function measure(
+  options: LoadOptions & { size: number },
+  warmup = 0,
+  proxyLib = REPO_MOD,
+): Promise<LoadReport> {
   const wire = buildWire(options.size, options.recipients);
+  // At most one connection per message: as many headers as the larger of the two loads needs (up to the ring size).
+  const proxyHeaders = options.proxyHeader === undefined
+    ? []
+    : await buildProxyHeaders(options.proxyHeader, Math.max(options.messages, warmup), proxyLib);
   if (warmup > 0) {
-    const w = await runLoad({ ...options, messages: warmup }, wire);
+    const w = await runLoad({ ...options, messages: warmup }, wire, proxyHeaders);
     if (w.failures > 0 || w.timedOut) {
       throw new Error(`warm-up failed: ${w.failures} failures${w.timedOut ? ", timed out" : ""}: ${w.firstFailure}`);
     }
   }
   const cpu0 = process.cpuUsage();
   const busy0 = machineBusySeconds();
-  const result = await runLoad(options, wire);
+  const result = await runLoad(options, wire, proxyHeaders);
   const busy = machineBusySeconds() - busy0;
   const cpu = process.cpuUsage(cpu0);
   const secs = result.elapsedMs / 1000;
@@ -120,6 +170,7 @@ function describe(r: LoadReport): string {
     `machine_busy_s=${r.machineBusySec.toFixed(2)}`,
     `connections=${r.connections}`,
     `sessions=${o.sessions} per_conn=${o.perConnection} size=${o.size} rcpts=${o.recipients}`,
+    `proxy=${o.proxyHeader ?? "off"}`,
     `pipelining=${
       o.pipelining ? (r.pipeliningUnavailable ? `partly(${r.pipeliningUnavailable} refused)` : "on") : "off"
     }`,
@@ -134,9 +185,14 @@ async function main(): Promise<number> {
     parsed = parse(process.argv.slice(2));
   } catch (err) {
     console.error(`loadgen: ${(err as Error).message}`);
+    console.error(USAGE);
     return 2;
   }
-  const report = await measure(parsed.options, parsed.warmup);
+  if (parsed === "help") {
+    console.log(USAGE);
+    return 0;
+  }
+  const report = await measure(parsed.options, parsed.warmup, parsed.proxyLib);
   console.log(parsed.json ? JSON.stringify(report) : describe(report));
   return report.failures > 0 || report.timedOut ? 1 : 0;
 }

@@ -10,12 +10,18 @@
  *   --runs N           measured runs per cell, reported as median (min–max) [3; 1 with --quick]
  *   --write            also replace the results section of BENCHMARKS.md
  *   --ref REF          measure a git ref (e.g. HEAD) instead of the working tree
- *   --targets a,b      only these targets (ours-deno, ours-bun, ours-node, ours-*-stream (w2 only),
- *                      ours-deno-semi16 (w3 only), ours-deno-stream-semi16 (w2 only),
+ *   --targets a,b      only these targets (ours-deno, ours-bun, ours-node, ours-*-proxy (w1, w1-conn only),
+ *                      ours-*-stream (w2 only), ours-deno-semi16 (w3 only), ours-deno-stream-semi16 (w2 only),
  *                      postfix-smtp-sink (where installed), smtp-server-node)
  *   --workloads a,b    only these workloads (w1, w1-conn, w2, w3)
  *   --idle N           idle connections for the memory test; 0 skips it [5000]
  *   --no-smtp-source   skip the Postfix smtp-source cross-check
+ *   --help             print the options and exit
+ *
+ * `ours-*-proxy` run ours with `proxyExtension` on; the load generator sends
+ * them a PROXY v2 header first on every connection. Each is measured right
+ * next to its plain twin in every round, and the report has a table of the
+ * ratios between the two (msgs/s and server CPU per message).
  *
  * Steps: copy the library into a temporary directory and build its npm
  * package there (so edits during the run change nothing); then for each
@@ -45,7 +51,23 @@ import { WORKLOADS } from "./lib/workloads.ts";
 
 const REPO = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 
+const USAGE = `usage: deno task bench [options]   (or: deno run -A scripts/bench/run.ts [options])
+  --quick            small counts, one run, no warm-up, 1000 idle connections (a smoke run)
+  --runs N           measured runs per cell, reported as median (min–max) [3; 1 with --quick]
+  --write            also replace the results section of BENCHMARKS.md
+  --ref REF          measure a git ref (e.g. HEAD) instead of the working tree
+  --targets a,b      only these targets: ${TARGETS.map((t) => t.name).join(", ")}
+  --workloads a,b    only these workloads: ${WORKLOADS.map((w) => w.name).join(", ")}
+  --idle N           idle connections for the memory test; 0 skips it [5000]
+  --no-smtp-source   skip the Postfix smtp-source cross-check
+  --help             print this and exit
+A target made for some workloads only runs on those: ${
+  TARGETS.filter((t) => t.onlyWorkloads).map((t) => `${t.name} (${t.onlyWorkloads!.join(", ")})`).join(", ")
+}.
+Progress goes to stderr, the markdown result to stdout.`;
+
 interface Options {
+  help: boolean;
   quick: boolean;
   runs: number;
   write: boolean;
@@ -78,11 +100,13 @@ function parse(argv: string[]): Options {
       workloads: { type: "string" },
       idle: { type: "string" },
       "no-smtp-source": { type: "boolean" },
+      help: { type: "boolean" },
     },
     strict: true,
   });
   const quick = values.quick ?? false;
   return {
+    help: values.help ?? false,
     quick,
     runs: intOption("runs", values.runs, quick ? 1 : 3, 1),
     write: values.write ?? false,
@@ -113,7 +137,12 @@ async function main(): Promise<number> {
     opts = parse(process.argv.slice(2));
   } catch (err) {
     console.error(`bench: ${(err as Error).message}`);
+    console.error(USAGE);
     return 2;
+  }
+  if (opts.help) {
+    console.log(USAGE);
+    return 0;
   }
   const began = Date.now();
   const bin = (name: string) => join(REPO, "node_modules", ".bin", name);

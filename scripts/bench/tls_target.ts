@@ -39,6 +39,10 @@ const server = new MidiSmtpServer({
   tlsMode: "TLS_OPTIONAL",
   // The client sends MAIL, RCPT and DATA in one write, as real senders do.
   pipeliningExtension: true,
+  // The load comes from one address: the per-client limits would refuse it.
+  maxConnectionsPerIp: null,
+  maxConnectionRatePerIp: null,
+  maxMessageRatePerIp: null,
   // No SIZE limit: the benchmark chooses the message size, and refusing one would only fail the run.
   maxMessageSize: 0,
   // Read as text here (not tlsCertPath) so that file reading is outside the library and every runtime does the same.

@@ -6,6 +6,8 @@
  * connection or a socket error counts as a failure, fails the message in
  * progress and the slot goes on with a new connection. A message is claimed
  * before it is tried, so a dead server ends the run instead of looping.
+ * With `proxyHeader`, every connection first writes a PROXY protocol header
+ * (as a balancer in front of the server would), then waits for the 220.
  *
  * @module
  */
@@ -13,6 +15,7 @@ import * as net from "node:net";
 import { performance } from "node:perf_hooks";
 import type { Buffer } from "node:buffer";
 import type { Wire } from "./message.ts";
+import type { ProxyVersion } from "./proxy.ts";
 import { type ReplyHandler, ReplyParser } from "./replies.ts";
 
 /** What one load run does. */
@@ -33,6 +36,8 @@ export interface LoadOptions {
   readonly pipelining: boolean;
   /** Give up after this many milliseconds (the result says `timedOut`). */
   readonly timeoutMs: number;
+  /** Send a PROXY protocol header of this version as the first bytes of every connection (default: none). */
+  readonly proxyHeader?: ProxyVersion;
 }
 
 /** What one load run measured. */
@@ -78,8 +83,14 @@ class Pool {
   stopped = false;
   onIdle: () => void = () => {};
 
-  constructor(messages: number) {
+  constructor(messages: number, readonly proxyHeaders: readonly Buffer[]) {
     this.remaining = messages;
+  }
+
+  /** The PROXY header of the next connection (they are taken in turn), or undefined without PROXY. */
+  nextProxyHeader(): Buffer | undefined {
+    const headers = this.proxyHeaders;
+    return headers.length === 0 ? undefined : headers[this.result.connections % headers.length];
   }
 
   /** Takes one message from the pool; false when none is left. */
@@ -136,8 +147,11 @@ class Slot implements ReplyHandler {
     this.#parser.reset();
     this.#phase = GREETING;
     this.#sentOnConnection = 0;
+    const proxy = this.pool.nextProxyHeader();
     this.pool.result.connections++;
     socket.setNoDelay(true);
+    // The PROXY header goes out as soon as the connection is up (Node queues it until then), before the 220.
+    if (proxy) socket.write(proxy);
     // Events of a socket this slot has already left behind are ignored.
     socket.on("data", (chunk: Buffer) => {
       if (this.#socket === socket) this.#parser.feed(chunk, this);
@@ -242,9 +256,20 @@ class Slot implements ReplyHandler {
   }
 }
 
-/** Runs one load: resolves when every message has been tried (or on timeout). */
-export function runLoad(options: LoadOptions, wire: Wire): Promise<LoadResult> {
-  const pool = new Pool(options.messages);
+/**
+ * Runs one load: resolves when every message has been tried (or on timeout).
+ * With `options.proxyHeader`, `proxyHeaders` are the headers to send, taken
+ * in turn, one per connection (see proxy.ts, `buildProxyHeaders`).
+ */
+export function runLoad(
+  options: LoadOptions,
+  wire: Wire,
+  proxyHeaders: readonly Buffer[] = [],
+): Promise<LoadResult> {
+  if (options.proxyHeader !== undefined && proxyHeaders.length === 0) {
+    return Promise.reject(new Error(`proxyHeader ${options.proxyHeader}: no PROXY headers given`));
+  }
+  const pool = new Pool(options.messages, options.proxyHeader === undefined ? [] : proxyHeaders);
   const slots = Array.from({ length: Math.max(1, options.sessions) }, () => new Slot(pool, options, wire));
   pool.activeSlots = slots.length;
   return new Promise((resolve) => {

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { cpuSeconds, peakRssBytes, rssBytes } from "./proc.ts";
 import { spread } from "./stats.ts";
 import { run, start } from "./spawn.ts";
-import { type RunningTarget, startTarget, type Target, type Toolchain } from "./targets.ts";
+import { PROXY_SUFFIX, type RunningTarget, startTarget, type Target, type Toolchain } from "./targets.ts";
 import type { Library } from "./library.ts";
 import type { Workload } from "./workloads.ts";
 import type { CellResult, IdleResult } from "./report.ts";
@@ -45,8 +45,19 @@ interface LoadJson {
 /** Seconds a single load-generator run may take before it gives up. */
 const RUN_TIMEOUT_SECS = 180;
 
-/** Runs scripts/bench/loadgen.ts once under Node against `port`. */
-async function loadgen(tools: Toolchain, port: number, w: Workload, messages: number): Promise<LoadJson> {
+/**
+ * Runs scripts/bench/loadgen.ts once under Node against `server` of `target`
+ * (with a PROXY header on every connection when the target wants one, built
+ * by the frozen library copy's writers).
+ */
+async function loadgen(
+  tools: Toolchain,
+  lib: Library,
+  target: Target,
+  port: number,
+  w: Workload,
+  messages: number,
+): Promise<LoadJson> {
   const args = [
     "--import",
     "tsx",
@@ -65,6 +76,7 @@ async function loadgen(tools: Toolchain, port: number, w: Workload, messages: nu
     String(w.recipients),
     "--timeout",
     String(RUN_TIMEOUT_SECS),
+    ...(target.proxy ? ["--proxy", target.proxy, "--proxy-lib", lib.sourceEntry] : []),
     "--json",
   ];
   const out = await run(tools.node, args, tools.repo);
@@ -91,11 +103,36 @@ interface Accumulator {
 }
 
 /**
+ * The order of the targets in measured round `round`: a `-proxy` target and
+ * its plain twin form a pair that is measured back to back, the plain one
+ * first in even rounds and second in odd ones; the pairs (and the targets
+ * without a twin) rotate by one place per round.
+ */
+function roundOrder(all: readonly Accumulator[], round: number): Accumulator[] {
+  const groups = new Map<string, Accumulator[]>();
+  for (const a of all) {
+    const name = a.target.name;
+    const base = a.target.proxy && name.endsWith(PROXY_SUFFIX) ? name.slice(0, -PROXY_SUFFIX.length) : name;
+    const group = groups.get(base);
+    if (group) group.push(a);
+    else groups.set(base, [a]);
+  }
+  const list = [...groups.values()];
+  const order: Accumulator[] = [];
+  for (let k = 0; k < list.length; k++) {
+    const group = list[(round + k) % list.length];
+    order.push(...(round % 2 === 0 ? group : [...group].reverse()));
+  }
+  return order;
+}
+
+/**
  * Measures workload `w` on every target; never throws (errors land in the
  * results). All targets run at once, idle while another is measured; after
  * each one's warm-up the measured runs go round-robin (one run per target per
  * round, the order rotating), so a slow spell of this shared machine hits
- * every target alike instead of one target's whole series.
+ * every target alike instead of one target's whole series. A `-proxy` target
+ * runs right next to its plain twin in every round (see {@link roundOrder}).
  */
 export async function measureWorkload(
   targets: readonly Target[],
@@ -125,18 +162,17 @@ export async function measureWorkload(
       if (plan.warmup === 0) continue;
       progress(`  warm-up on ${a.target.name}`);
       try {
-        const warm = await loadgen(tools, a.server.port, w, plan.warmup);
+        const warm = await loadgen(tools, lib, a.target, a.server.port, w, plan.warmup);
         if (warm.failures > 0 || warm.timedOut) a.error = `warm-up failed: ${warm.firstFailure ?? "timed out"}`;
       } catch (err) {
         a.error = (err as Error).message;
       }
     }
     for (let round = 0; round < plan.runs; round++) {
-      for (let k = 0; k < all.length; k++) {
-        const a = all[(round + k) % all.length];
+      for (const a of roundOrder(all, round)) {
         if (!a.server || a.error) continue;
         try {
-          await measureRun(a, a.server, w, plan, tools);
+          await measureRun(a, a.server, w, plan, tools, lib);
           progress(`  run ${round + 1}/${plan.runs} ${a.target.name}: ${a.msgs.at(-1)!.toFixed(1)} msgs/s`);
         } catch (err) {
           a.error = (err as Error).message;
@@ -145,14 +181,20 @@ export async function measureWorkload(
     }
     const results: CellResult[] = [];
     for (const a of all) {
-      const base = { workload: w.name, target: a.target.name, messages: plan.messages };
+      const base = {
+        workload: w.name,
+        target: a.target.name,
+        messages: plan.messages,
+        ...(a.target.proxy ? { proxy: a.target.proxy } : {}),
+      };
       if (!a.server || a.error) {
         results.push({ ...base, ...empty(spread([])), error: a.error ?? "not started" });
         continue;
       }
       const peak = peakRssBytes(a.server.pid);
       let smtpSource;
-      if (plan.smtpSourceWrapper) {
+      // smtp-source cannot send a PROXY header: a -proxy target would wait for one and close the connection.
+      if (plan.smtpSourceWrapper && !a.target.proxy) {
         smtpSource = await smtpSourceBench(plan.smtpSourceWrapper, a.server.port, w.smtpSource, {
           messages: plan.messages,
           runs: plan.runs,
@@ -171,6 +213,7 @@ export async function measureWorkload(
         genCpuSec: spread(a.gen),
         otherCpuSec: spread(a.other),
         peakRssBytes: peak,
+        perRun: { msgsPerSec: a.msgs, serverCpuSec: a.cpu },
         failures: a.failures,
         firstFailure: a.firstFailure,
         smtpSource,
@@ -189,9 +232,10 @@ async function measureRun(
   w: Workload,
   plan: CellPlan,
   tools: Toolchain,
+  lib: Library,
 ): Promise<void> {
   const cpu0 = cpuSeconds(server.pid);
-  const r = await loadgen(tools, server.port, w, plan.messages);
+  const r = await loadgen(tools, lib, a.target, server.port, w, plan.messages);
   const cpu = cpuSeconds(server.pid) - cpu0;
   a.cpu.push(cpu);
   a.msgs.push(r.msgsPerSec);

@@ -6,10 +6,14 @@
  * @module
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import type { Spread } from "./stats.ts";
+import { type Spread, spread } from "./stats.ts";
 import type { Machine } from "./machine.ts";
 import type { SmtpSourceResult } from "./smtp_source.ts";
 import type { Workload } from "./workloads.ts";
+import type { ProxyVersion } from "./proxy.ts";
+
+/** The suffix of a PROXY variant's target name (as in targets.ts): `ours-node-proxy` is `ours-node` with PROXY on. */
+const PROXY_SUFFIX = "-proxy";
 
 /** One workload on one target. */
 export interface CellResult {
@@ -31,6 +35,10 @@ export interface CellResult {
   readonly peakRssBytes: number;
   /** Messages per run. */
   readonly messages: number;
+  /** The PROXY header version the target was sent on every connection (its twin without PROXY: the name minus `-proxy`). */
+  readonly proxy?: ProxyVersion;
+  /** Every measured run's msgs/s and server CPU seconds, in round order (for ratios between twins, round by round). */
+  readonly perRun?: { readonly msgsPerSec: readonly number[]; readonly serverCpuSec: readonly number[] };
   /** Failures summed over the runs (the warm-up must have none). */
   readonly failures: number;
   /** The first failure, if any. */
@@ -185,6 +193,67 @@ function legend(): string[] {
   ];
 }
 
+/** `a / b` per round (as many rounds as both have). */
+function perRound(a: readonly number[] | undefined, b: readonly number[] | undefined, scaleA = 1, scaleB = 1) {
+  const n = Math.min(a?.length ?? 0, b?.length ?? 0);
+  return Array.from({ length: n }, (_, i) => (a![i] / scaleA) / (b![i] / scaleB));
+}
+
+/** A ratio of the medians, with the range of the per-round ratios when there are several rounds. */
+function twinRatio(value: number, reference: number, rounds: readonly number[]): string {
+  const main = ratio(value, reference);
+  if (main === "n/a" || rounds.length < 2) return main;
+  const s = spread(rounds);
+  return `${main} (${s.min.toFixed(2)}–${s.max.toFixed(2)})`;
+}
+
+/** Each `-proxy` target against its plain twin, measured back to back in the same rounds. */
+function proxyTable(r: BenchReport): string[] {
+  const rows: string[] = [];
+  for (const w of r.workloads) {
+    const cells = r.cells.filter((c) => c.workload === w.name);
+    for (const c of cells) {
+      if (!c.proxy || !c.target.endsWith(PROXY_SUFFIX) || c.error) continue;
+      const plain = cells.find((p) => p.target === c.target.slice(0, -PROXY_SUFFIX.length));
+      if (!plain || plain.error) continue;
+      const cpuPerMsg = (x: CellResult) => (x.serverCpuSec.median / x.messages) * 1e6;
+      rows.push(
+        "| " + [
+          w.name,
+          `${c.target} (${c.proxy})`,
+          plain.target,
+          num(plain.msgsPerSec.median),
+          num(c.msgsPerSec.median),
+          twinRatio(
+            c.msgsPerSec.median,
+            plain.msgsPerSec.median,
+            perRound(c.perRun?.msgsPerSec, plain.perRun?.msgsPerSec),
+          ),
+          fixed(cpuPerMsg(plain), 0),
+          fixed(cpuPerMsg(c), 0),
+          twinRatio(
+            cpuPerMsg(c),
+            cpuPerMsg(plain),
+            perRound(c.perRun?.serverCpuSec, plain.perRun?.serverCpuSec, c.messages, plain.messages),
+          ),
+        ].join(" | ") + " |",
+      );
+    }
+  }
+  if (rows.length === 0) return [];
+  return [
+    "PROXY protocol cost: each `-proxy` target runs with `proxyExtension` on and gets a PROXY header (version in " +
+    "brackets) as the first bytes of every connection; it is measured right next to its plain twin in every round " +
+    "(their order alternating). Ratios are proxy / plain of the medians; in brackets the range of the same ratio " +
+    "taken round by round.",
+    "",
+    "| workload | target | vs | msgs/s plain | msgs/s proxy | msgs/s proxy/plain | server CPU µs/msg plain " +
+    "| server CPU µs/msg proxy | CPU/msg proxy/plain |",
+    "|---|---|---|--:|--:|--:|--:|--:|--:|",
+    ...rows,
+  ];
+}
+
 function idleTable(r: BenchReport): string[] {
   if (r.idle.length === 0) return [];
   const count = r.idle[0].count;
@@ -208,6 +277,11 @@ function idleTable(r: BenchReport): string[] {
   return lines;
 }
 
+/** `lines` followed by an empty line, or nothing when there are none. */
+function paragraph(lines: string[]): string[] {
+  return lines.length === 0 ? [] : [...lines, ""];
+}
+
 /** The results as markdown (what goes between the markers). */
 export function renderMarkdown(r: BenchReport): string {
   return [
@@ -223,6 +297,7 @@ export function renderMarkdown(r: BenchReport): string {
     "",
     ...legend(),
     "",
+    ...paragraph(proxyTable(r)),
     ...idleTable(r),
   ].join("\n").trimEnd() + "\n";
 }

@@ -3,6 +3,10 @@
  * nodemailer's smtp-server on Node. Each runs as its own process from
  * scripts/bench/targets/ and says `READY <port>` when it listens.
  *
+ * `ours-*-proxy` are `ours-*` with `proxyExtension` on, fed a PROXY header
+ * at the start of every connection: next to their plain twin in the list,
+ * so the interleaved runs measure the two one right after the other.
+ *
  * @module
  */
 import { existsSync } from "node:fs";
@@ -11,6 +15,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { type Child, start } from "./spawn.ts";
 import type { Library } from "./library.ts";
+import type { ProxyVersion } from "./proxy.ts";
 
 /** Where the programs are. */
 export interface Toolchain {
@@ -38,6 +43,11 @@ export interface Target {
   available?(): boolean;
   /** It cannot listen on port 0 and report the port: it gets a free port chosen beforehand. */
   readonly needsPort?: boolean;
+  /**
+   * It expects a PROXY protocol header first on every connection: the load generator sends one of this version
+   * (and smtp-source, which cannot, is skipped). The report compares it with the target named without `-proxy`.
+   */
+  readonly proxy?: ProxyVersion;
 }
 
 /** Postfix's test server (Debian package postfix). */
@@ -48,32 +58,64 @@ const SEMI_SPACE_16 = "--v8-flags=--max-semi-space-size=16";
 
 const script = (tools: Toolchain, name: string) => join(tools.repo, "scripts", "bench", "targets", name);
 
+/** The suffix of a PROXY variant's name: `ours-node-proxy` is `ours-node` behind a (simulated) proxy. */
+export const PROXY_SUFFIX = "-proxy";
+
+/** Workloads of the PROXY variants: one message per connection (the header's cost is largest) and kept connections. */
+const PROXY_WORKLOADS = ["w1", "w1-conn"];
+
+/**
+ * `base` with `--proxy` (proxyExtension on) and a v2 header from the load generator on every connection:
+ * the same command line otherwise, so the pair differs in PROXY alone.
+ */
+function proxyTwin(base: Target, version: ProxyVersion = "v2"): Target {
+  return {
+    name: base.name + PROXY_SUFFIX,
+    ours: base.ours,
+    onlyWorkloads: PROXY_WORKLOADS,
+    proxy: version,
+    command: (t, lib, port) => {
+      const { command, args } = base.command(t, lib, port);
+      return { command, args: [...args, "--proxy"] };
+    },
+  };
+}
+
+const OURS_DENO: Target = {
+  name: "ours-deno",
+  ours: true,
+  command: (t, lib, port) => ({
+    command: t.deno,
+    args: ["run", "-A", script(t, "ours.ts"), "--port", String(port), "--lib", lib.sourceEntry],
+  }),
+};
+
+const OURS_BUN: Target = {
+  name: "ours-bun",
+  ours: true,
+  command: (t, lib, port) => ({
+    command: t.bun,
+    args: ["run", script(t, "ours.ts"), "--port", String(port), "--lib", lib.sourceEntry],
+  }),
+};
+
+const OURS_NODE: Target = {
+  name: "ours-node",
+  ours: true,
+  command: (t, lib, port) => ({
+    command: t.node,
+    args: ["--import", "tsx", script(t, "ours.ts"), "--port", String(port), "--lib", lib.npmEntry],
+  }),
+};
+
 /** The targets, in table order; the reference (smtp-server) last. */
 export const TARGETS: readonly Target[] = [
-  {
-    name: "ours-deno",
-    ours: true,
-    command: (t, lib, port) => ({
-      command: t.deno,
-      args: ["run", "-A", script(t, "ours.ts"), "--port", String(port), "--lib", lib.sourceEntry],
-    }),
-  },
-  {
-    name: "ours-bun",
-    ours: true,
-    command: (t, lib, port) => ({
-      command: t.bun,
-      args: ["run", script(t, "ours.ts"), "--port", String(port), "--lib", lib.sourceEntry],
-    }),
-  },
-  {
-    name: "ours-node",
-    ours: true,
-    command: (t, lib, port) => ({
-      command: t.node,
-      args: ["--import", "tsx", script(t, "ours.ts"), "--port", String(port), "--lib", lib.npmEntry],
-    }),
-  },
+  OURS_DENO,
+  proxyTwin(OURS_DENO),
+  OURS_BUN,
+  proxyTwin(OURS_BUN),
+  OURS_NODE,
+  proxyTwin(OURS_NODE),
   // The streaming mode (onMessageDataStreamEvent) on the large-message workload, where it keeps memory flat.
   {
     name: "ours-deno-stream",

@@ -1,14 +1,17 @@
 /**
  * Benchmark target: MidiSmtpServer as a discarding sink on 127.0.0.1.
  *
- *   deno run -A scripts/bench/targets/ours.ts --port 0 [--lib PATH] [--stream]
+ *   deno run -A scripts/bench/targets/ours.ts --port 0 [--lib PATH] [--stream] [--proxy]
  *   bun run scripts/bench/targets/ours.ts --port 0 [--lib PATH]
  *   node --import tsx scripts/bench/targets/ours.ts --port 0 --lib npm-build/esm/mod.js
  *
  * `--lib` is the library entry to import: the source `mod.ts` (Deno, Bun;
  * default: this repository's) or the npm build's `esm/mod.js` (Node, so Node
- * runs what npm users get, not tsx-compiled sources). Prints `READY <port>`
- * once listening; runs until killed.
+ * runs what npm users get, not tsx-compiled sources). `--stream` takes the
+ * body with `onMessageDataStreamEvent` and drains it; `--proxy` turns on
+ * `proxyExtension` (every connection must start with a PROXY header; the
+ * load comes from loopback, trusted by default). Prints `READY <port>` once
+ * listening; runs until killed.
  *
  * @module
  */
@@ -21,7 +24,12 @@ type Library = typeof import("../../../mod.ts");
 
 const { values } = parseArgs({
   args: process.argv.slice(2),
-  options: { port: { type: "string" }, lib: { type: "string" }, stream: { type: "boolean" } },
+  options: {
+    port: { type: "string" },
+    lib: { type: "string" },
+    stream: { type: "boolean" },
+    proxy: { type: "boolean" },
+  },
   strict: true,
 });
 const lib = values.lib ?? fileURLToPath(new URL("../../../mod.ts", import.meta.url));
@@ -35,6 +43,13 @@ const server = new MidiSmtpServer({
   // Every connection is served at once (no queueing at 500 or 5000 clients), none is refused.
   maxProcessings: 10000,
   maxConnections: null,
+  // The load comes from one address: the per-client limits (50 connections, 600 a minute...) would refuse it.
+  maxConnectionsPerIp: null,
+  maxConnectionRatePerIp: null,
+  maxMessageRatePerIp: null,
+  // --proxy: a PROXY header (v1 or v2) first on every connection, as behind HAProxy; loopback is a trusted source.
+  // The per-client limits above stay off: they would count the header's made-up clients instead of the loopback one.
+  proxyExtension: values.proxy ?? false,
   // As large as smtp-server's limit in its target: both check it, neither refuses a benchmark message.
   maxMessageSize: 100 * 1024 * 1024,
   onMessageDataEvent() {},
