@@ -166,6 +166,11 @@ export class RawClient {
     return r.lines.slice(1);
   }
 
+  /** The client's own port (the server sees the connection come from it). */
+  get localPort(): number {
+    return this.#socket.localPort ?? 0;
+  }
+
   /** Whether the server closed the connection. */
   get closed(): boolean {
     return this.#closed;

@@ -1,0 +1,370 @@
+/**
+ * A real HAProxy (Debian's `haproxy` package, `/usr/sbin/haproxy`) in front of
+ * test servers, for the PROXY protocol tests: TCP-mode frontends on loopback,
+ * each with one backend whose server lines may send a PROXY header (v1, v2,
+ * v2 with the SSL TLV, or none), run health checks and connect from a chosen
+ * source address.
+ *
+ * HAProxy runs in the foreground (`-db`) as a child process; its config is
+ * written to a scratch folder, its own log lines (one per connection,
+ * `option tcplog`, plus alerts and health-check state changes) go to its
+ * stderr and are kept for {@link RunningHaproxy.log}.
+ *
+ * Missing HAProxy is an error, never a skip: CI installs it with
+ * `apt-get install haproxy`.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import * as net from "node:net";
+import process from "node:process";
+import { scratchFolder } from "./scratch.ts";
+
+/** Debian's HAProxy (2.6 on bookworm). */
+export const HAPROXY = "/usr/sbin/haproxy";
+
+/** What a backend server line sends first on each connection to it. */
+export type SendProxy = "v1" | "v2" | "v2-ssl" | "none";
+
+/** One `server` line of a backend. */
+export interface HaproxyServerLine {
+  /** Address of the server (an IP: no resolver is configured). */
+  host: string;
+  port: number;
+  /** `send-proxy`, `send-proxy-v2`, `send-proxy-v2-ssl`, or nothing. */
+  sendProxy: SendProxy;
+  /** Health checks on (plain TCP connect; with a PROXY header when `sendProxy` is not `"none"`). */
+  check?: boolean;
+  /** Milliseconds between health checks (`inter`); default HAProxy's 2000. */
+  inter?: number;
+  /** Local address HAProxy connects from (`source`), e.g. `"127.0.0.3"`. */
+  source?: string;
+  /** Extra PROXY v2 TLVs (`proxy-v2-options`), e.g. `["unique-id", "crc32c"]`. */
+  proxyV2Options?: string[];
+}
+
+/** One TCP-mode frontend and its backend. */
+export interface HaproxyFrontend {
+  /** Names the frontend (`fe_<name>`), its backend (`be_<name>`) and its entry in {@link RunningHaproxy.ports}. */
+  name: string;
+  /** Port on 127.0.0.1; 0 or missing: a free one, picked before HAProxy starts. */
+  bindPort?: number;
+  /** Only TCP mode is supported. */
+  mode?: "tcp";
+  /** `unique-id-format` (a log-format string, e.g. `"%ci:%cp"`), for the `unique-id` TLV. */
+  uniqueIdFormat?: string;
+  backend: {
+    servers: HaproxyServerLine[];
+    /** `option smtpchk HELO haproxy.test`: checks (on servers with `check`) wait for a 2xx greeting and HELO. */
+    smtpCheck?: boolean;
+  };
+}
+
+/** What {@link startHaproxy} runs. */
+export interface HaproxyConfig {
+  frontends: HaproxyFrontend[];
+  /**
+   * Run this config file as it is instead of a generated one (such as
+   * examples/haproxy.cfg): `frontends` then only name its frontends and their
+   * `bindPort`s, and `env` fills the file's `"${VAR}"`s. No admin socket.
+   */
+  file?: string;
+  /** Environment for HAProxy, on top of this process's. */
+  env?: Record<string, string>;
+}
+
+/** A running HAProxy. */
+export interface RunningHaproxy {
+  /** Frontend name to its port on 127.0.0.1. */
+  readonly ports: Record<string, number>;
+  /** The config file's text. */
+  readonly config: string;
+  /** Stops HAProxy (SIGTERM, SIGKILL after 5 s) and waits for it to exit; safe to call twice. */
+  stop(): Promise<void>;
+  /** Everything HAProxy printed so far (stdout and stderr). */
+  log(): string;
+  /** Runs a command on HAProxy's admin socket (e.g. `"show stat"`) and returns its answer. */
+  admin(command: string): Promise<string>;
+  /** The server lines' state from `show stat`: status (`"UP"`, `"DOWN"`, ...) and last check status (`"L4OK"`, ...). */
+  serverStates(): Promise<Array<{ backend: string; server: string; status: string; checkStatus: string }>>;
+}
+
+/** Throws, saying how to install it, when HAProxy is missing: these tests must fail, not skip. */
+export function assertHaproxyInstalled(): void {
+  if (!existsSync(HAPROXY)) {
+    throw new Error(
+      `${HAPROXY} not found: the PROXY protocol integration tests need a real HAProxy. ` +
+        "Install it with `apt-get install haproxy` (CI does).",
+    );
+  }
+}
+
+const NAME = /^[A-Za-z0-9_-]+$/;
+const SEND_PROXY: Record<SendProxy, string> = {
+  "v1": " send-proxy",
+  "v2": " send-proxy-v2",
+  "v2-ssl": " send-proxy-v2-ssl",
+  "none": "",
+};
+
+/** Host part of an address in a `server` line or `source`: IPv6 in brackets is not needed, HAProxy takes `ip:port`. */
+function checkIp(what: string, ip: string): string {
+  if (net.isIP(ip) === 0) throw new TypeError(`${what} must be an IP address, got ${JSON.stringify(ip)}`);
+  return ip;
+}
+
+/** A log-format string as one config word: spaces escaped, no line breaks. */
+function logFormat(format: string): string {
+  if (/[\r\n]/.test(format)) throw new TypeError("a log-format string is one line");
+  return format.replace(/[\\ ]/g, (c) => "\\" + c);
+}
+
+/** The config text for `frontends` whose ports are already known; `adminSocket` is a Unix socket path. */
+export function haproxyConfigText(
+  frontends: HaproxyFrontend[],
+  ports: Record<string, number>,
+  adminSocket?: string,
+): string {
+  const lines = [
+    "# written by tests/haproxy.ts",
+    "global",
+    "  maxconn 2000",
+    "  log stderr format raw local0 info",
+    ...(adminSocket === undefined ? [] : [`  stats socket ${adminSocket} mode 600 level admin`]),
+    "",
+    "defaults",
+    "  mode tcp",
+    "  log global",
+    "  option tcplog",
+    "  timeout connect 3s",
+    "  timeout client 5s",
+    "  timeout server 5s",
+    "  timeout check 2s",
+    "",
+  ];
+  for (const fe of frontends) {
+    lines.push(
+      `frontend fe_${fe.name}`,
+      `  bind 127.0.0.1:${ports[fe.name]}`,
+      "  mode tcp",
+      ...(fe.uniqueIdFormat === undefined ? [] : [`  unique-id-format ${logFormat(fe.uniqueIdFormat)}`]),
+      `  default_backend be_${fe.name}`,
+      "",
+      `backend be_${fe.name}`,
+      "  mode tcp",
+      ...(fe.backend.smtpCheck ? ["  option smtpchk HELO haproxy.test"] : []),
+    );
+    fe.backend.servers.forEach((s, i) => {
+      let line = `  server s${i} ${checkIp("server host", s.host)}:${s.port}${SEND_PROXY[s.sendProxy]}`;
+      if (s.source !== undefined) line += ` source ${checkIp("server source", s.source)}`;
+      if (s.proxyV2Options?.length) {
+        if (!s.sendProxy.startsWith("v2")) throw new TypeError("proxyV2Options need sendProxy v2 or v2-ssl");
+        if (s.proxyV2Options.some((o) => !NAME.test(o))) throw new TypeError("proxyV2Options: one word each");
+        line += ` proxy-v2-options ${s.proxyV2Options.join(",")}`;
+      }
+      if (s.check) line += ` check inter ${s.inter ?? 2000}`;
+      lines.push(line);
+    });
+    lines.push("");
+  }
+  return lines.join("\n");
+}
+
+/** A free port on 127.0.0.1 (bound, then released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Whether something listens on 127.0.0.1:`port`, read from /proc/net/tcp
+ * (Linux), so that waiting for HAProxy opens no connection: a probe through a
+ * frontend would reach the backend server as a session of its own. `undefined`
+ * where /proc/net/tcp cannot be read.
+ */
+function listeningOnLoopback(port: number): boolean | undefined {
+  let table: string;
+  try {
+    table = readFileSync("/proc/net/tcp", "latin1");
+  } catch {
+    return undefined;
+  }
+  // local_address is the IPv4 address as a little-endian hex word, then the port; state 0A is LISTEN.
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  return table.split("\n").some((row) => {
+    const cols = row.trim().split(/\s+/);
+    return cols[1] === local && cols[3] === "0A";
+  });
+}
+
+/** Whether a TCP connection to 127.0.0.1:`port` succeeds (closed at once). */
+function connects(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: "127.0.0.1" });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => {
+      socket.destroy();
+      resolve(false);
+    });
+  });
+}
+
+/** Sends `command` to the admin socket at `path`; resolves with the answer (HAProxy closes after it). */
+function adminCommand(path: string, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let answer = "";
+    const socket = net.connect({ path });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`HAProxy admin socket: no answer to ${JSON.stringify(command)} within 5 s`));
+    }, 5000);
+    socket.setEncoding("utf8");
+    socket.on("data", (d: string) => answer += d);
+    socket.once("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.once("close", () => {
+      clearTimeout(timer);
+      resolve(answer);
+    });
+    socket.once("connect", () => socket.write(command + "\n"));
+  });
+}
+
+let scratch: ReturnType<typeof scratchFolder> | undefined;
+let configs = 0;
+
+/**
+ * The scratch folder for config files. Made when this module loads (its
+ * clean-up is an `after` hook of the importing test file, which must be
+ * registered at the top level, not from inside a hook).
+ */
+function scratchDir(): ReturnType<typeof scratchFolder> {
+  scratch ??= scratchFolder("haproxy");
+  return scratch;
+}
+scratchDir();
+
+const READY_DEADLINE_MS = 10_000;
+
+/**
+ * Writes a config for `config`, starts HAProxy in the foreground and resolves
+ * once every frontend listens (at most 10 s). Rejects with the config and
+ * HAProxy's output if it fails to start (a config error makes it exit at once).
+ */
+export async function startHaproxy(config: HaproxyConfig): Promise<RunningHaproxy> {
+  assertHaproxyInstalled();
+  const ports: Record<string, number> = {};
+  for (const fe of config.frontends) {
+    if (!NAME.test(fe.name)) throw new TypeError(`frontend name must match ${NAME}, got ${JSON.stringify(fe.name)}`);
+    if (fe.name in ports) throw new TypeError(`frontend ${fe.name} given twice`);
+    if ((fe.mode ?? "tcp") !== "tcp") throw new TypeError("only mode tcp is supported");
+    ports[fe.name] = fe.bindPort ? fe.bindPort : await freePort();
+  }
+  const dir = scratchDir();
+  const n = ++configs;
+  const socketPath = dir.path(`haproxy-${n}.sock`);
+  let file: string;
+  let text: string;
+  if (config.file) {
+    file = config.file;
+    text = readFileSync(file, "utf8");
+  } else {
+    file = dir.path(`haproxy-${n}.cfg`);
+    text = haproxyConfigText(config.frontends, ports, socketPath);
+    writeFileSync(file, text);
+  }
+
+  let output = "";
+  let exited: { code: number | null; signal: string | null } | undefined;
+  let spawnError: Error | undefined;
+  const child: ChildProcess = spawn(HAPROXY, ["-f", file, "-db"], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...config.env },
+  });
+  const exitPromise = new Promise<void>((resolve) => {
+    child.once("exit", (code, signal) => {
+      exited = { code, signal };
+      resolve();
+    });
+    child.once("error", (err) => {
+      spawnError = err;
+      exited ??= { code: null, signal: null };
+      resolve();
+    });
+  });
+  child.stdout!.setEncoding("utf8");
+  child.stderr!.setEncoding("utf8");
+  child.stdout!.on("data", (d: string) => output += d);
+  child.stderr!.on("data", (d: string) => output += d);
+  // A runner that ends the process early must not leave HAProxy behind.
+  const killOnExit = () => {
+    if (!exited) child.kill("SIGKILL");
+  };
+  process.once("exit", killOnExit);
+
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      if (!exited) {
+        child.kill("SIGTERM");
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([exitPromise, new Promise<void>((r) => timer = setTimeout(r, 5000))]);
+        clearTimeout(timer);
+        if (!exited) {
+          child.kill("SIGKILL");
+          await exitPromise;
+        }
+      }
+      process.removeListener("exit", killOnExit);
+    })();
+    return stopped;
+  };
+  const admin = (command: string) => adminCommand(socketPath, command);
+  const serverStates = async () => {
+    const csv = (await admin("show stat")).split("\n");
+    const columns = csv[0].replace(/^# /, "").split(",");
+    const col = (name: string) => columns.indexOf(name);
+    return csv.slice(1).map((row) => row.split(",")).filter((f) =>
+      f.length === columns.length && !["FRONTEND", "BACKEND"].includes(f[col("svname")])
+    ).map((f) => ({
+      backend: f[col("pxname")],
+      server: f[col("svname")],
+      status: f[col("status")],
+      // "* " marks a check in progress; the status is the last finished one's.
+      checkStatus: f[col("check_status")].replace(/^\* /, ""),
+    }));
+  };
+  const running: RunningHaproxy = { ports, config: text, stop, log: () => output, admin, serverStates };
+
+  const failure = (why: string) =>
+    new Error(`HAProxy ${why}\n--- config ${file} ---\n${text}\n--- HAProxy output ---\n${output}`);
+  try {
+    const deadline = Date.now() + READY_DEADLINE_MS;
+    for (const name of Object.keys(ports)) {
+      for (;;) {
+        if (spawnError) throw failure(`could not be started: ${spawnError.message}`);
+        if (exited) throw failure(`exited early (code ${exited.code}, signal ${exited.signal})`);
+        const listening = listeningOnLoopback(ports[name]) ?? await connects(ports[name]);
+        if (listening) break;
+        if (Date.now() > deadline) {
+          throw failure(`frontend ${name} not listening on 127.0.0.1:${ports[name]} after ${READY_DEADLINE_MS} ms`);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return running;
+}
