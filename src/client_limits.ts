@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { type CidrList, clientKey } from "./cidr.ts";
+import { clientKey } from "./cidr.ts";
+import type { ResolvedOptions } from "./options.ts";
 
 /** Why a client was refused: the reply it gets and a short reason for the log. */
 export interface Refusal {
@@ -22,15 +23,15 @@ export interface Refusal {
 }
 
 /** The limits, as in the server options (`null`: off). */
-export interface ClientLimitOptions {
-  readonly maxConnectionsPerIp: number | null;
-  readonly maxConnectionRatePerIp: number | null;
-  readonly maxMessageRatePerIp: number | null;
-  readonly maxAuthFailuresPerIp: number | null;
-  /** Seconds. */
-  readonly authLockoutTime: number;
-  readonly perIpLimitsExempt: CidrList;
-}
+export type ClientLimitOptions = Pick<
+  ResolvedOptions,
+  | "maxConnectionsPerIp"
+  | "maxConnectionRatePerIp"
+  | "maxMessageRatePerIp"
+  | "maxAuthFailuresPerIp"
+  | "authLockoutTime"
+  | "perIpLimitsExempt"
+>;
 
 /** The rate window of the per-minute limits. */
 export const RATE_WINDOW_MS = 60_000;

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { concatBytes } from "./bytes.ts";
 import { formatIp, parseDecimal, parseIp, parseIpText } from "./cidr.ts";
 
 /** TLVs of a v2 header (all empty for v1). */
@@ -573,17 +574,7 @@ function sslValue(ssl: ProxySslInfo): Uint8Array {
     const value = ssl[key];
     if (value !== undefined) parts.push(tlv(Number(type), encoder.encode(value)));
   }
-  return concat(parts);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /**
@@ -633,7 +624,7 @@ export function buildProxyHeaderV2(h: ProxyHeaderInit, tlvs: ProxyTlvsInit = {})
   if (tlvs.netns !== undefined) parts.push(tlv(TLV_NETNS, encoder.encode(tlvs.netns)));
   for (const { type, value } of tlvs.raw ?? []) parts.push(tlv(type, value));
 
-  const body = concat(parts);
+  const body = concatBytes(parts);
   if (body.length > 65535) throw new TypeError(`v2 header body of ${body.length} bytes over 65535`);
   const fixed = new Uint8Array(V2_FIXED);
   fixed.set(V2_SIGNATURE);
@@ -641,7 +632,7 @@ export function buildProxyHeaderV2(h: ProxyHeaderInit, tlvs: ProxyTlvsInit = {})
   fixed[13] = family === "IPv4" ? 0x11 : family === "IPv6" ? 0x21 : 0x00;
   fixed[14] = body.length >> 8;
   fixed[15] = body.length & 0xff;
-  const header = concat([fixed, body]);
+  const header = concatBytes([fixed, body]);
   if (tlvs.crc32c === true) {
     let valueAt = V2_FIXED + 3;
     for (let i = 0; i < crcPart; i++) valueAt += parts[i].length;

@@ -12,6 +12,7 @@
  * exists, the model's). Run counts are bounded so the file stays fast; a
  * failure prints the seed and the shrunk counterexample.
  */
+import { concatBytes } from "../src/bytes.ts";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
@@ -46,15 +47,7 @@ function latin1(b: Uint8Array): string {
   return s;
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+const concat = concatBytes;
 
 /**
  * `input` cut at the given positions (taken modulo its length + 1, sorted;

@@ -10,6 +10,7 @@
  * writer), and the CRC32c is checked against a bit-at-a-time implementation,
  * so a mistake shared by reader and writer cannot hide.
  */
+import { concatBytes } from "../src/bytes.ts";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {
@@ -31,13 +32,7 @@ function bytes(s: string): Uint8Array {
 }
 
 function concat(...parts: ArrayLike<number>[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts.map((p) => Uint8Array.from(p)));
 }
 
 const SIG = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
