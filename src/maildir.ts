@@ -5,14 +5,15 @@
  * Delivery follows the Maildir protocol: the message is written under a
  * unique name into `tmp/`, flushed to disk, then renamed into `new/` (an
  * atomic step, so a reader never sees a partial file), and `new/` itself is
- * flushed so the rename survives a crash. Only `node:fs/promises`, `node:os`,
- * `node:crypto` and `node:process` are used: they behave alike on Deno, Bun
- * and Node.
+ * flushed so the rename survives a crash. Only `node:fs/promises`,
+ * `node:path`, `node:os`, `node:crypto` and `node:process` are used: they
+ * behave alike on Deno, Bun and Node.
  *
  * @module
  */
-import { mkdir, open, rename, unlink } from "node:fs/promises";
+import { mkdir, open, rename, stat, unlink } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
+import { dirname } from "node:path";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import process from "node:process";
@@ -21,6 +22,16 @@ const encoder = new TextEncoder();
 
 /** Directory fsync errors that only mean "not supported here" (some file systems and platforms). */
 const DIR_SYNC_UNSUPPORTED = new Set(["EINVAL", "EISDIR", "EPERM", "ENOTSUP", "EOPNOTSUPP"]);
+
+/** Options of {@link Maildir.deliver}. */
+export interface DeliverOptions {
+  /**
+   * Cancels the delivery while it is not yet in `new/` (e.g. `ctx.signal`:
+   * the client left or the hook timed out, so nobody would see a `250`). The
+   * delivery then rejects with the signal's reason and leaves nothing behind.
+   */
+  signal?: AbortSignal;
+}
 
 /**
  * A Maildir (`tmp/`, `new/`, `cur/`) that messages are delivered into.
@@ -48,43 +59,64 @@ export class Maildir {
     this.#host = (hostname() || "localhost").replace(/\//g, "\\057").replace(/:/g, "\\072");
   }
 
-  /** Creates `tmp/`, `new/` and `cur/` (and the root) if missing. */
+  /**
+   * Creates `tmp/`, `new/` and `cur/` (and the root) if missing, and checks
+   * that a file can be created in `tmp/`, so a Maildir that cannot take mail
+   * fails here, at start, rather than at the first message. Rejects with an
+   * error naming the Maildir and the cause.
+   */
   async init(): Promise<void> {
-    for (const sub of ["tmp", "new", "cur"]) await mkdir(this.#path(sub), { recursive: true });
+    try {
+      for (const sub of ["tmp", "new", "cur"]) await makeDirectories(this.#path(sub));
+      await this.#probe();
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      const error = new Error(`Maildir ${this.dir} cannot be created or written: ${reason}`, { cause: err });
+      throw Object.assign(error, { code: errorCode(err) || undefined });
+    }
+  }
+
+  /** Creates and removes an empty file in `tmp/` (read-only file systems, full disks, missing rights). */
+  async #probe(): Promise<void> {
+    const path = this.#path("tmp", `${this.#uniqueName()}.probe`);
+    const file = await open(path, "wx", 0o600);
+    await file.close().finally(() => unlink(path));
   }
 
   /**
    * Stores one message: `headersToPrepend` (e.g. from {@link traceHeaders})
    * followed by `data`, byte for byte. Resolves with the path of the file in
-   * `new/` once it is durably there; on any error nothing is left behind and
-   * the error is rethrown.
+   * `new/` once it is durably there. On any error or cancellation nothing is
+   * left behind, neither in `tmp/` nor in `new/`, and the error is rethrown.
    */
-  async deliver(data: Uint8Array, headersToPrepend = ""): Promise<string> {
+  async deliver(data: Uint8Array, headersToPrepend = "", options: DeliverOptions = {}): Promise<string> {
+    const { signal } = options;
+    stopIfAborted(signal);
     const name = this.#uniqueName();
     const tmpPath = this.#path("tmp", name);
     const newPath = this.#path("new", name);
     let file: FileHandle | undefined;
-    let created = false;
-    let renamed = false;
+    let created: string | undefined;
     try {
       // "wx" (O_EXCL): never overwrite a file someone else created under the same name.
       file = await open(tmpPath, "wx", 0o600);
-      created = true;
+      created = tmpPath;
       await writeAll(file, encoder.encode(headersToPrepend));
       await writeAll(file, data);
       await file.sync();
       await file.close();
       file = undefined;
+      // The last chance to cancel: once renamed, the message is in new/ for every reader to see.
+      stopIfAborted(signal);
       await rename(tmpPath, newPath);
-      renamed = true;
+      created = newPath;
       await syncDirectory(this.#path("new"));
       return newPath;
     } catch (err) {
       await file?.close().catch(() => {});
       // A caller that sees an error tells the client to retry (451), so a file
       // already renamed into new/ must go too, or the retry makes a duplicate.
-      if (created) await unlink(renamed ? newPath : tmpPath).catch(() => {});
-      throw err;
+      throw created === undefined ? err : await withoutFile(created, err);
     }
   }
 
@@ -96,6 +128,66 @@ export class Maildir {
   #uniqueName(): string {
     const seconds = Math.floor(Date.now() / 1000);
     return `${seconds}.${process.pid}_${randomBytes(8).toString("hex")}.${this.#host}`;
+  }
+}
+
+/** Throws the signal's reason once it has aborted. */
+function stopIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason ?? new Error("delivery cancelled");
+}
+
+/**
+ * Removes the file a failed delivery made and returns the error to throw:
+ * `err` itself, or, if the file could not be removed, an error that says so
+ * and names it (a leftover must never go unnoticed).
+ */
+async function withoutFile(path: string, err: unknown): Promise<unknown> {
+  try {
+    await unlink(path);
+    return err;
+  } catch (unlinkErr) {
+    if (errorCode(unlinkErr) === "ENOENT") return err;
+    const reason = err instanceof Error ? err.message : String(err);
+    const why = unlinkErr instanceof Error ? unlinkErr.message : String(unlinkErr);
+    return Object.assign(new Error(`${reason}; and ${path} could not be removed: ${why}`, { cause: err }), {
+      code: errorCode(err) || undefined,
+    });
+  }
+}
+
+/**
+ * `mkdir -p`, one level at a time. Not `mkdir(path, { recursive: true })`:
+ * on Node 20 that loops forever (busy, and deaf to everything but a signal
+ * handler) where the kernel answers ENOENT for a directory whose parent
+ * exists, as under /proc.
+ */
+async function makeDirectories(path: string): Promise<void> {
+  try {
+    await mkdir(path);
+    return;
+  } catch (err) {
+    const code = errorCode(err);
+    if (code === "EEXIST") return await mustBeDirectory(path, err);
+    const parent = dirname(path);
+    if (code !== "ENOENT" || parent === path) throw err;
+  }
+  await makeDirectories(dirname(path));
+  try {
+    // The parent exists now: ENOENT here is final, not a missing parent.
+    await mkdir(path);
+  } catch (err) {
+    if (errorCode(err) !== "EEXIST") throw err;
+    await mustBeDirectory(path, err);
+  }
+}
+
+/** Whether the existing `path` is a directory (following symbolic links); else `err` is rethrown. */
+async function mustBeDirectory(path: string, err: unknown): Promise<void> {
+  const isDirectory = await stat(path).then((s) => s.isDirectory(), () => false);
+  if (!isDirectory) {
+    throw Object.assign(new Error(`${path} exists and is not a directory`, { cause: err }), {
+      code: "ENOTDIR",
+    });
   }
 }
 

@@ -14,15 +14,24 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import * as tls from "node:tls";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { format } from "node:util";
 import nodemailer from "nodemailer";
 import {
@@ -31,16 +40,19 @@ import {
   type DevServerConfig,
   parseCliArgs,
   runDevServer,
+  stopDevServer,
   USAGE,
   VERSION,
 } from "../src/cli.ts";
-import type { MidiSmtpServer } from "../src/server.ts";
+import { type DeliverOptions, Maildir } from "../src/maildir.ts";
+import { MidiSmtpServer } from "../src/server.ts";
 import type { Transport } from "../src/transport/types.ts";
 import { delay, ehloClient, RawClient, runtime, TRANSPORTS } from "./helpers.ts";
 import { scratchFolder, type TestCertificate } from "./scratch.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CLI = join(ROOT, "src", "cli.ts");
+const MAILDIR = join(ROOT, "src", "maildir.ts");
 const TEST_OPTIONS = { timeout: 15_000 };
 /** Spawned runtimes start slower than in-process tests. */
 const CHILD_TEST_OPTIONS = { timeout: 30_000 };
@@ -77,18 +89,22 @@ interface DevServer {
   stderr: Sink;
 }
 
-/** Runs `body` with a dev server on a free port and a fresh Maildir; always stops it and removes the Maildir. */
+/**
+ * Runs `body` with a dev server on a free port and a fresh Maildir (made by
+ * `makeMaildir` if given); always stops it and removes the Maildir.
+ */
 async function withDevServer(
   transport: Transport,
   overrides: Partial<DevServerConfig>,
   body: (dev: DevServer) => Promise<void>,
+  makeMaildir?: (dir: string) => Maildir,
 ): Promise<void> {
   const base = mkdtempSync(join(tmpdir(), "midi-cli-"));
   const dir = join(base, "mail");
   const stdout = new Sink();
   const stderr = new Sink();
   const config: DevServerConfig = { ...DEFAULT_CONFIG, ports: "0", maildir: dir, ...overrides };
-  const server = await runDevServer(config, { stdout, stderr, transport });
+  const server = await runDevServer(config, { stdout, stderr, transport, maildir: makeMaildir?.(dir) });
   try {
     const port = Number(/:(\d+)$/.exec(server.addresses[0])![1]);
     await withTimeout(body({ server, port, dir, stdout, stderr }), BODY_TIMEOUT_MS, "test body");
@@ -129,6 +145,48 @@ async function until(predicate: () => boolean, what: string, ms = 5000): Promise
 
 const bytes = (text: string, encoding: "latin1" | "utf8" = "latin1") => new Uint8Array(Buffer.from(text, encoding));
 
+/** A Maildir on a slow disk: each delivery first waits `ms`, then stores as usual (or is cancelled meanwhile). */
+class SlowMaildir extends Maildir {
+  /** The deliveries begun, settled or not. */
+  readonly deliveries: Promise<unknown>[] = [];
+
+  /** A slow Maildir at `dir`. */
+  constructor(dir: string, readonly ms: number) {
+    super(dir);
+  }
+
+  override deliver(data: Uint8Array, headers = "", options: DeliverOptions = {}): Promise<string> {
+    const delivery = delay(this.ms).then(() => super.deliver(data, headers, options));
+    this.deliveries.push(delivery.catch(() => {}));
+    return delivery;
+  }
+}
+
+/** Sends one message on a fresh connection up to its final dot; the 250 (or not) is the caller's to read. */
+async function sendUpToDot(port: number, subject: string, body = "body\r\n"): Promise<RawClient> {
+  const client = await ehloClient(port);
+  await client.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+  for (const code of [250, 250, 354]) await client.expect(code);
+  await client.send(`Subject: ${subject}\r\n\r\n${body}.\r\n`);
+  return client;
+}
+
+/** Whether a TCP connection to `port` is refused (or closed before any greeting). */
+async function refused(port: number): Promise<boolean> {
+  let client: RawClient;
+  try {
+    client = await RawClient.connect(port);
+  } catch {
+    return true;
+  }
+  try {
+    await until(() => client.closed || client.pending !== "", "a greeting or a close", 3000);
+    return !client.pending.startsWith("220");
+  } finally {
+    client.close();
+  }
+}
+
 // ---------------------------------------------------------------------------
 
 describe("parseCliArgs", () => {
@@ -143,6 +201,16 @@ describe("parseCliArgs", () => {
         maxRecipients: 100,
         crlfMode: "CRLF_ENSURE",
         quiet: false,
+        maxConnections: null,
+        maxProcessings: 1000,
+        maxConnectionsPerIp: 50,
+        ioGreetingTimeout: 300,
+        ioCmdTimeout: 300,
+        ioDataTimeout: 600,
+        hookTimeout: 120,
+        greetingDelay: 0,
+        proxy: false,
+        proxyTrusted: ["127.0.0.0/8", "::1/128"],
         tlsMode: "TLS_FORBIDDEN",
         tlsPorts: [],
         tlsCert: undefined,
@@ -185,6 +253,24 @@ describe("parseCliArgs", () => {
         "--auth-mechanisms",
         "cram-md5, xoauth2 PLAIN",
         "--allow-insecure-auth",
+        "--max-connections",
+        "2000",
+        "--max-processings=20",
+        "--max-connections-per-ip",
+        "off",
+        "--io-greeting-timeout",
+        "1.5",
+        "--io-cmd-timeout=off",
+        "--io-data-timeout",
+        "60",
+        "--hook-timeout",
+        "OFF",
+        "--greeting-delay",
+        "0.25",
+        "--proxy",
+        "--proxy-trusted",
+        "10.0.0.0/8",
+        "--proxy-trusted=192.0.2.1, 2001:db8::/32",
       ]),
       {
         action: "run",
@@ -196,6 +282,16 @@ describe("parseCliArgs", () => {
           maxRecipients: 3,
           crlfMode: "CRLF_STRICT",
           quiet: true,
+          maxConnections: 2000,
+          maxProcessings: 20,
+          maxConnectionsPerIp: null,
+          ioGreetingTimeout: 1.5,
+          ioCmdTimeout: null,
+          ioDataTimeout: 60,
+          hookTimeout: null,
+          greetingDelay: 0.25,
+          proxy: true,
+          proxyTrusted: ["10.0.0.0/8", "192.0.2.1", "2001:db8::/32"],
           tlsMode: "TLS_OPTIONAL",
           tlsPorts: ["465:4650", "0"],
           tlsCert: "/etc/ssl/cert.pem",
@@ -243,10 +339,66 @@ describe("parseCliArgs", () => {
         "--auth-user",
         "--auth-mechanisms",
         "--allow-insecure-auth",
+        "--max-connections",
+        "--max-processings",
+        "--max-connections-per-ip",
+        "--io-greeting-timeout",
+        "--io-cmd-timeout",
+        "--io-data-timeout",
+        "--hook-timeout",
+        "--greeting-delay",
+        "--proxy",
+        "--proxy-trusted",
       ]
     ) {
       assert.ok(USAGE.includes(flag), `usage mentions ${flag}`);
     }
+  });
+
+  it("the defaults of the limit, timeout and PROXY flags are the server's own", () => {
+    const server = new MidiSmtpServer({});
+    const o = server.options;
+    assert.deepEqual(
+      {
+        maxConnections: DEFAULT_CONFIG.maxConnections,
+        maxProcessings: DEFAULT_CONFIG.maxProcessings,
+        maxConnectionsPerIp: DEFAULT_CONFIG.maxConnectionsPerIp,
+        ioGreetingTimeout: DEFAULT_CONFIG.ioGreetingTimeout,
+        ioCmdTimeout: DEFAULT_CONFIG.ioCmdTimeout,
+        ioDataTimeout: DEFAULT_CONFIG.ioDataTimeout,
+        hookTimeout: DEFAULT_CONFIG.hookTimeout,
+        greetingDelay: DEFAULT_CONFIG.greetingDelay,
+        proxyExtension: DEFAULT_CONFIG.proxy,
+        proxyTrustedSources: [...DEFAULT_CONFIG.proxyTrusted],
+      },
+      {
+        maxConnections: o.maxConnections,
+        maxProcessings: o.maxProcessings,
+        maxConnectionsPerIp: o.maxConnectionsPerIp,
+        ioGreetingTimeout: o.ioGreetingTimeout,
+        ioCmdTimeout: o.ioCmdTimeout,
+        ioDataTimeout: o.ioDataTimeout,
+        hookTimeout: o.hookTimeout,
+        greetingDelay: o.greetingDelay,
+        proxyExtension: o.proxyExtension,
+        proxyTrustedSources: [...o.proxyTrustedSources.entries],
+      },
+    );
+  });
+
+  it("--max-connections below the default --max-processings lowers it; below an explicit one is an error", () => {
+    const lowered = parseCliArgs(["--max-connections", "10"]);
+    assert.ok(lowered.action === "run");
+    assert.deepEqual([lowered.config.maxConnections, lowered.config.maxProcessings], [10, 10]);
+    const above = parseCliArgs(["--max-connections", "5000"]);
+    assert.ok(above.action === "run");
+    assert.deepEqual([above.config.maxConnections, above.config.maxProcessings], [5000, 1000]);
+    const both = parseCliArgs(["--max-connections", "10", "--max-processings", "10"]);
+    assert.ok(both.action === "run");
+    assert.throws(
+      () => parseCliArgs(["--max-connections", "10", "--max-processings", "11"]),
+      /--max-connections \(10\) is lower than --max-processings \(11\)/,
+    );
   });
 
   const invalid: Array<[string[], RegExp]> = [
@@ -294,6 +446,31 @@ describe("parseCliArgs", () => {
       /needs at least one mechanism/,
     ],
     [["--auth-mode", "AUTH_OPTIONAL", "--auth-user", "a:b", "--auth-mechanisms", "PLAIN,plain"], /lists PLAIN twice/],
+    [["--max-connections", "0"], /--max-connections must be at least 1/],
+    [["--max-connections", "off"], /--max-connections needs a whole number, got "off"/],
+    [["--max-connections", "1e3"], /--max-connections needs a whole number/],
+    [["--max-processings", "0"], /--max-processings must be at least 1/],
+    [["--max-processings", "-5"], /ambiguous|--max-processings needs a whole number/],
+    [["--max-processings=-5"], /--max-processings needs a whole number, got "-5"/],
+    [["--max-connections-per-ip", "0"], /--max-connections-per-ip must be at least 1, or off/],
+    [["--max-connections-per-ip", "none"], /--max-connections-per-ip needs a whole number or off, got "none"/],
+    [["--max-connections-per-ip"], /argument missing/],
+    [["--io-greeting-timeout", "0"], /--io-greeting-timeout must be more than 0 seconds \(off for no limit\)/],
+    [["--io-greeting-timeout", "5m"], /--io-greeting-timeout needs a number of seconds or off, got "5m"/],
+    [["--io-cmd-timeout", "1e3"], /--io-cmd-timeout needs a number of seconds or off/],
+    [["--io-cmd-timeout", ".5"], /--io-cmd-timeout needs a number of seconds or off, got ".5"/],
+    [["--io-data-timeout", "99999999"], /--io-data-timeout must be at most 2147483 seconds/],
+    [["--io-data-timeout", ""], /--io-data-timeout needs a number of seconds or off/],
+    [["--hook-timeout", "0"], /--hook-timeout must be more than 0 seconds/],
+    [["--hook-timeout", "never"], /--hook-timeout needs a number of seconds or off, got "never"/],
+    [["--greeting-delay", "off"], /--greeting-delay needs a number of seconds, got "off"/],
+    [["--greeting-delay", "-1"], /ambiguous|--greeting-delay needs a number of seconds/],
+    [["--greeting-delay=-1"], /--greeting-delay needs a number of seconds, got "-1"/],
+    [["--proxy=yes"], /does not take an argument/],
+    [["--proxy-trusted", "10.0.0.0/8"], /--proxy-trusted is unused without --proxy/],
+    [["--proxy", "--proxy-trusted", "10.0.0.0/33"], /--proxy-trusted: .*10\.0\.0\.0\/33/],
+    [["--proxy", "--proxy-trusted", "proxy.example"], /--proxy-trusted: .*proxy\.example/],
+    [["--proxy", "--proxy-trusted", " , "], /--proxy-trusted needs an address or network/],
     [
       ["--auth-mode", "AUTH_OPTIONAL", "--auth-user", "a:b", "--auth-mechanisms", "PLAIN,DIGEST-MD5"],
       /--auth-mechanisms: unknown mechanism "DIGEST-MD5", use PLAIN, LOGIN, CRAM-MD5, XOAUTH2/,
@@ -880,6 +1057,245 @@ for (const transport of TRANSPORTS) {
   });
 }
 
+for (const transport of TRANSPORTS) {
+  describe(`dev server limits, timeouts and PROXY (${transport.name} transport)`, () => {
+    it("the limit and timeout flags reach the server's options", TEST_OPTIONS, async () => {
+      const config = fromFlags([
+        "--max-connections",
+        "40",
+        "--max-processings",
+        "30",
+        "--max-connections-per-ip",
+        "off",
+        "--io-greeting-timeout",
+        "11",
+        "--io-cmd-timeout",
+        "12.5",
+        "--io-data-timeout",
+        "off",
+        "--hook-timeout",
+        "14",
+        "--greeting-delay",
+        "0.01",
+      ]);
+      await withDevServer(transport, config, ({ server, stdout }) => {
+        const o = server.options;
+        assert.deepEqual(
+          [o.maxConnections, o.maxProcessings, o.maxConnectionsPerIp, o.ioGreetingTimeout, o.ioCmdTimeout],
+          [40, 30, null, 11, 12.5],
+        );
+        assert.deepEqual([o.ioDataTimeout, o.hookTimeout, o.greetingDelay, o.proxyExtension], [null, 14, 0.01, false]);
+        assert.doesNotMatch(stdout.text, /^PROXY:/m);
+        return Promise.resolve();
+      });
+    });
+
+    it("--max-connections-per-ip 1: a second connection from the same address gets 421", TEST_OPTIONS, async () => {
+      await withDevServer(transport, fromFlags(["--max-connections-per-ip", "1"]), async ({ port }) => {
+        const first = await ehloClient(port);
+        try {
+          const second = await RawClient.connect(port);
+          try {
+            assert.match((await second.expect(421)).raw, /^421 4\.7\.0 /);
+          } finally {
+            second.close();
+          }
+        } finally {
+          first.close();
+        }
+      });
+    });
+
+    it("--io-cmd-timeout 0.5: a silent client gets 421 4.4.2 and is closed", TEST_OPTIONS, async () => {
+      await withDevServer(transport, fromFlags(["--io-cmd-timeout", "0.5"]), async ({ port }) => {
+        const client = await ehloClient(port);
+        try {
+          const started = Date.now();
+          assert.match((await client.expect(421)).raw, /^421 4\.4\.2 /);
+          assert.ok(Date.now() - started < 4000, "well before the default 300 s");
+        } finally {
+          client.close();
+        }
+      });
+    });
+
+    it("--greeting-delay 0.5: the 220 comes only after the delay", TEST_OPTIONS, async () => {
+      await withDevServer(transport, fromFlags(["--greeting-delay", "0.5"]), async ({ port }) => {
+        const started = Date.now();
+        const client = await RawClient.connect(port);
+        try {
+          await client.expect(220);
+          assert.ok(Date.now() - started >= 450, `220 after ${Date.now() - started} ms`);
+        } finally {
+          client.close();
+        }
+      });
+    });
+
+    it(
+      "--proxy: a PROXY header from loopback is honoured (Received names the real client); none closes unserved",
+      TEST_OPTIONS,
+      async () => {
+        await withDevServer(transport, fromFlags(["--proxy"]), async ({ port, dir, stdout }) => {
+          assert.match(stdout.text, /^PROXY: required from 127\.0\.0\.0\/8, ::1\/128$/m);
+          const client = await RawClient.connect(port);
+          try {
+            await client.send("PROXY TCP4 192.0.2.7 127.0.0.1 40000 25\r\n");
+            await client.expect(220);
+            await client.command("EHLO behind.proxy.example");
+            await client.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+            for (const code of [250, 250, 354]) await client.expect(code);
+            await client.send("Subject: proxied\r\n\r\nbody\r\n.\r\n");
+            await client.expect(250);
+          } finally {
+            client.close();
+          }
+          const [name] = files(dir, "new");
+          assert.match(
+            splitStored(join(dir, "new", name)).headers[1],
+            /^Received: from behind\.proxy\.example \(.*\[192\.0\.2\.7\]\)$/,
+          );
+          // A client that speaks SMTP at once is not a proxy: closed, never greeted.
+          const bare = await RawClient.connect(port);
+          try {
+            await bare.send("EHLO direct.example\r\n");
+            await until(() => bare.closed, "the close", 8000);
+            assert.doesNotMatch(bare.pending, /^220/);
+          } finally {
+            bare.close();
+          }
+        });
+      },
+    );
+
+    it("--proxy --proxy-trusted 10.0.0.0/8: a PROXY header from loopback is not trusted", TEST_OPTIONS, async () => {
+      const config = fromFlags(["--proxy", "--proxy-trusted", "10.0.0.0/8", "--proxy-trusted", "192.0.2.0/24"]);
+      await withDevServer(transport, config, async ({ port, dir, stdout }) => {
+        assert.match(stdout.text, /^PROXY: required from 10\.0\.0\.0\/8, 192\.0\.2\.0\/24$/m);
+        const client = await RawClient.connect(port);
+        try {
+          await client.send("PROXY TCP4 192.0.2.7 127.0.0.1 40000 25\r\n");
+          await until(() => client.closed, "the close", 8000);
+          assert.doesNotMatch(client.pending, /^220/);
+        } finally {
+          client.close();
+        }
+        assert.deepEqual(files(dir, "new"), []);
+      });
+    });
+
+    it(
+      "--hook-timeout 0.5 and a delivery slower than that: the client gets 421, and nothing is kept in new/ or tmp/",
+      TEST_OPTIONS,
+      async () => {
+        let slow: SlowMaildir | undefined;
+        await withDevServer(
+          transport,
+          fromFlags(["--hook-timeout", "0.5"]),
+          async ({ port, dir, stderr }) => {
+            const client = await sendUpToDot(port, "too slow");
+            try {
+              assert.match((await client.expect(421)).raw, /^421 4\.3\.0 /);
+            } finally {
+              client.close();
+            }
+            // The delivery went on after the 421: it must notice that nobody waits for it any more.
+            await Promise.all(slow!.deliveries);
+            assert.deepEqual(files(dir, "new"), [], "a message the client was told to retry is not kept");
+            assert.deepEqual(files(dir, "tmp"), []);
+            assert.match(stderr.text, /\[ERROR\] message [0-9A-F]{12} not stored: /);
+          },
+          (dir) => slow = new SlowMaildir(dir, 1500),
+        );
+      },
+    );
+
+    it(
+      "stopDevServer waits for a delivery in progress: the client gets its 250, the file is complete in new/, " +
+        "and new connections are refused meanwhile",
+      TEST_OPTIONS,
+      async () => {
+        let slow: SlowMaildir | undefined;
+        await withDevServer(
+          transport,
+          {},
+          async ({ server, port, dir }) => {
+            const body = "x".repeat(100_000) + "\r\nthe end\r\n";
+            const client = await sendUpToDot(port, "slow", body);
+            try {
+              await until(() => slow!.deliveries.length === 1, "the delivery to begin");
+              // Longer than stop()'s default wait of 2 s: the old stop cut the session off before the 250.
+              const stopping = stopDevServer(server, 10);
+              await until(() => server.isShutdown(), "the stop to begin");
+              assert.ok(await refused(port), "a new connection is refused while stopping");
+              assert.match((await client.expect(250)).raw, /^250 /);
+              assert.equal(await stopping, true, "every delivery finished");
+            } finally {
+              client.close();
+            }
+            const [name] = files(dir, "new");
+            assert.deepEqual(splitStored(join(dir, "new", name)).data, bytes(`Subject: slow\r\n\r\n${body}`));
+            assert.deepEqual(files(dir, "tmp"), []);
+          },
+          (dir) => slow = new SlowMaildir(dir, 3000),
+        );
+      },
+    );
+  });
+}
+
+describe("runDevServer start-up", () => {
+  it(
+    "a Maildir that cannot be created (under /proc) fails the start at once, naming it",
+    { ...TEST_OPTIONS, skip: !existsSync("/proc/self") },
+    async () => {
+      const stdout = new Sink();
+      const started = Date.now();
+      await assert.rejects(
+        runDevServer({ ...DEFAULT_CONFIG, ports: "0", maildir: "/proc/midi-mail" }, {
+          transport: TRANSPORTS[0],
+          stdout,
+          stderr: new Sink(),
+        }),
+        /^Error: Maildir \/proc\/midi-mail cannot be created or written: /,
+      );
+      assert.ok(Date.now() - started < 5000);
+      assert.equal(stdout.text, "", "never listened");
+    },
+  );
+
+  it("a start-up step that never finishes: rejects after io.startTimeout, naming the step", TEST_OPTIONS, async () => {
+    const base = mkdtempSync(join(tmpdir(), "midi-cli-"));
+    try {
+      const config = { ...DEFAULT_CONFIG, ports: "0", maildir: join(base, "mail") };
+      const neverListens: Transport = { name: "stuck", listen: () => new Promise(() => {}) };
+      const stdout = new Sink();
+      await assert.rejects(
+        runDevServer(config, { transport: neverListens, startTimeout: 0.3, stdout, stderr: new Sink() }),
+        /^DeadlineError: start-up did not finish within 0\.3 s: still starting to listen on 127\.0\.0\.1 /,
+      );
+      class StuckMaildir extends Maildir {
+        override init(): Promise<void> {
+          return new Promise(() => {});
+        }
+      }
+      await assert.rejects(
+        runDevServer(config, {
+          transport: TRANSPORTS[0],
+          maildir: new StuckMaildir(config.maildir),
+          startTimeout: 0.3,
+          stdout,
+          stderr: new Sink(),
+        }),
+        new RegExp(`start-up did not finish within 0\\.3 s: still creating the Maildir ${config.maildir}$`),
+      );
+      assert.equal(stdout.text, "", "never listened");
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("runDevServer with a bad TLS or AUTH configuration", () => {
   it(
     "rejects a configuration parseCliArgs would refuse, and a certificate file it cannot read",
@@ -982,6 +1398,38 @@ class Cli {
       await withTimeout(this.exited, 5000, "SIGKILL").catch(() => {});
     }
   }
+}
+
+/**
+ * Writes `dir/run_cli.mjs`, which runs the CLI in-process with `argv` and the
+ * `io` expression (JavaScript, after `prelude`): how a child process gets
+ * what only runDevServer's io can give, e.g. a slow Maildir.
+ */
+function cliScript(dir: string, argv: string[], io: string, prelude = ""): string {
+  const path = join(dir, "run_cli.mjs");
+  writeFileSync(
+    path,
+    [
+      `import process from "node:process";`,
+      `import { runCli } from ${JSON.stringify(pathToFileURL(CLI).href)};`,
+      `import { Maildir } from ${JSON.stringify(pathToFileURL(MAILDIR).href)};`,
+      prelude,
+      `await runCli(${JSON.stringify(argv)}, ${io});`,
+    ].join("\n"),
+  );
+  return path;
+}
+
+/** A FIFO nobody writes to: opening it for reading blocks (in the kernel) until a writer comes. */
+function fifo(dir: string): string {
+  const path = join(dir, "cert.fifo");
+  execFileSync("mkfifo", [path]);
+  return path;
+}
+
+/** How the child ended, in words, for assertion messages. */
+function ending(cli: Cli, exit: { code: number | null; signal: string | null }): string {
+  return `exit ${JSON.stringify(exit)}; stdout ${JSON.stringify(cli.stdout)}, stderr ${JSON.stringify(cli.stderr)}`;
 }
 
 describe(`CLI as a ${runtime} child process`, () => {
@@ -1110,6 +1558,138 @@ describe(`CLI as a ${runtime} child process`, () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it(
+    "--maildir /proc/mail (cannot be created): exit 1 at once, naming the Maildir",
+    { ...CHILD_TEST_OPTIONS, skip: !existsSync("/proc/self") },
+    async () => {
+      const started = Date.now();
+      const cli = new Cli(["--ports", "0", "--maildir", "/proc/mail"]);
+      try {
+        const exit = await cli.exit(20_000);
+        assert.equal(exit.code, 1, ending(cli, exit));
+        assert.match(
+          cli.stderr,
+          /^midi-smtp-server: cannot start: Maildir \/proc\/mail cannot be created or written: /m,
+        );
+        assert.doesNotMatch(cli.stdout, /listening on/);
+        assert.ok(Date.now() - started < 15_000, "well within the start-up deadline");
+      } finally {
+        await cli.kill();
+      }
+    },
+  );
+
+  it(
+    "SIGTERM while starting (a --tls-cert FIFO nobody writes to): ends at once, as SIGTERM would",
+    { ...CHILD_TEST_OPTIONS, skip: process.platform === "win32" },
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "midi-cli-child-"));
+      const cert = fifo(dir);
+      const cli = new Cli([
+        "--ports",
+        "0",
+        "--maildir",
+        join(dir, "mail"),
+        "--tls-mode",
+        "TLS_OPTIONAL",
+        "--tls-cert",
+        cert,
+      ]);
+      try {
+        // The Maildir is made before the certificate is read: then start-up hangs on the FIFO.
+        await until(() => existsSync(join(dir, "mail", "cur")) || cli.child.exitCode !== null, "the Maildir", 20_000);
+        await delay(300);
+        cli.signal("SIGTERM");
+        const exit = await cli.exit(5000);
+        assert.ok(exit.signal === "SIGTERM" || exit.code === 143, ending(cli, exit));
+        assert.match(cli.stderr, /SIGTERM received while starting, exiting/);
+        assert.doesNotMatch(cli.stdout, /listening on/);
+      } finally {
+        await cli.kill();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it(
+    "a start-up past its deadline ends the process, saying why, even with a step stuck in the kernel",
+    { ...CHILD_TEST_OPTIONS, skip: process.platform === "win32" },
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "midi-cli-child-"));
+      const argv = [
+        "--ports",
+        "0",
+        "--maildir",
+        join(dir, "mail"),
+        "--tls-mode",
+        "TLS_OPTIONAL",
+        "--tls-cert",
+        fifo(dir),
+      ];
+      const cli = new Cli([], cliScript(dir, argv, "{ startTimeout: 1 }"));
+      try {
+        const exit = await cli.exit(20_000);
+        // Node's process.exit() waits for the stuck read; the CLI's watchdog then ends it with SIGKILL.
+        assert.ok(exit.code === 1 || (runtime === "node" && exit.signal === "SIGKILL"), ending(cli, exit));
+        assert.match(
+          cli.stderr,
+          /cannot start: start-up did not finish within 1 s: still starting to listen on 127\.0\.0\.1 \(host names, TLS certificate, ports\)/,
+        );
+      } finally {
+        await cli.kill();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it(
+    "SIGTERM during a slow delivery: it is stored and acknowledged (250) before exit 0; new connections are refused",
+    CHILD_TEST_OPTIONS,
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "midi-cli-child-"));
+      const mail = join(dir, "mail");
+      const slowMaildir = `class SlowMaildir extends Maildir {
+        async deliver(data, headers, options) {
+          process.stderr.write("test: delivery started\\n");
+          await new Promise((resolve) => setTimeout(resolve, 3500));
+          return await super.deliver(data, headers, options);
+        }
+      }`;
+      const script = cliScript(
+        dir,
+        ["--ports", "0", "--maildir", mail],
+        `{ maildir: new SlowMaildir(${JSON.stringify(mail)}) }`,
+        slowMaildir,
+      );
+      const cli = new Cli([], script);
+      let client: RawClient | undefined;
+      try {
+        await until(() => /listening on/.test(cli.stdout) || cli.child.exitCode !== null, "the listening line", 20_000);
+        const port = Number(/listening on 127\.0\.0\.1:(\d+) /.exec(cli.stdout)?.[1]);
+        assert.ok(port > 0, `stdout ${JSON.stringify(cli.stdout)}, stderr ${JSON.stringify(cli.stderr)}`);
+        const body = "y".repeat(200_000) + "\r\nlast line\r\n";
+        client = await sendUpToDot(port, "slow", body);
+        await until(() => cli.stderr.includes("test: delivery started"), "the delivery to begin");
+        cli.signal("SIGTERM");
+        await until(() => /SIGTERM received, stopping/.test(cli.stderr), "the stop to begin");
+        assert.match(cli.stderr, /waiting up to 30 s for 1 delivery in progress/);
+        assert.ok(await refused(port), "a new connection is refused while stopping");
+        // The old stop cut sessions off after 2 s with 421 and exited while the file was being written.
+        assert.match((await client.expect(250)).raw, /^250 /);
+        const exit = await cli.exit();
+        assert.deepEqual(exit, { code: 0, signal: null }, ending(cli, exit));
+        const [name] = files(mail, "new");
+        assert.ok(name, "a file in new/");
+        assert.deepEqual(splitStored(join(mail, "new", name)).data, bytes(`Subject: slow\r\n\r\n${body}`));
+        assert.deepEqual(files(mail, "tmp"), []);
+      } finally {
+        client?.close();
+        await cli.kill();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   // Deno runs a symlinked script under its own name (relative imports would
   // not resolve); an npm bin symlink is only ever run by Node or Bun.

@@ -7,7 +7,18 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { open } from "node:fs/promises";
@@ -153,6 +164,118 @@ describe("Maildir", () => {
       });
       assert.deepEqual(readdirSync(join(dir, "tmp")), []);
       assert.equal(readFileSync(join(dir, "new"), "latin1"), "not a directory");
+    });
+  });
+
+  it(
+    "init() leaves tmp/ empty: its check that files can be created there removes its probe",
+    TEST_OPTIONS,
+    async () => {
+      await withTempDir(async (dir) => {
+        await new Maildir(dir).init();
+        assert.deepEqual(readdirSync(join(dir, "tmp")), []);
+      });
+    },
+  );
+
+  it(
+    "init() under /proc (ENOENT below an existing directory) rejects at once, naming the Maildir",
+    { ...TEST_OPTIONS, skip: !existsSync("/proc/self") },
+    async () => {
+      // Node's mkdir(..., { recursive: true }) spins forever on this.
+      await assert.rejects(new Maildir("/proc/midi-mail").init(), (err: NodeJS.ErrnoException) => {
+        assert.match(
+          err.message,
+          /^Maildir \/proc\/midi-mail cannot be created or written: .*mkdir '\/proc\/midi-mail'/,
+        );
+        assert.equal(err.code, "ENOENT");
+        return true;
+      });
+    },
+  );
+
+  it("init() rejects a tmp/ that is a file, and a path through a file, naming the Maildir", TEST_OPTIONS, async () => {
+    await withTempDir(async (dir) => {
+      writeFileSync(join(dir, "tmp"), "");
+      await assert.rejects(new Maildir(dir).init(), (err: NodeJS.ErrnoException) => {
+        assert.match(err.message, /cannot be created or written: .*tmp exists and is not a directory$/);
+        assert.equal(err.code, "ENOTDIR");
+        return true;
+      });
+      await assert.rejects(new Maildir(join(dir, "tmp", "mail")).init(), /cannot be created or written: /);
+    });
+  });
+
+  const renameFailures: Array<[string, (dir: string) => void]> = [
+    ["new/ is missing", () => {}],
+    ["new/ is a dangling symbolic link", (dir) => symlinkSync(join(dir, "nowhere"), join(dir, "new"))],
+  ];
+  // A rename cannot cross file systems (EXDEV): new/ as a link to a directory on another one.
+  const otherFs = existsSync("/dev/shm") && statSync("/dev/shm").dev !== statSync(tmpdir()).dev;
+  if (otherFs) {
+    renameFailures.push(["new/ is on another file system", (dir) => {
+      const elsewhere = mkdtempSync("/dev/shm/midi-maildir-");
+      symlinkSync(elsewhere, join(dir, "new"));
+    }]);
+  }
+  for (const [what, breakNew] of renameFailures) {
+    it(`a failed rename (${what}) rejects and leaves tmp/ empty`, TEST_OPTIONS, async () => {
+      await withTempDir(async (dir) => {
+        const maildir = new Maildir(dir);
+        await maildir.init();
+        rmSync(join(dir, "new"), { recursive: true });
+        breakNew(dir);
+        try {
+          await assert.rejects(maildir.deliver(enc.encode("x\r\n"), "H: 1\r\n"), (err: NodeJS.ErrnoException) => {
+            assert.ok(["ENOTDIR", "ENOENT", "EXDEV"].includes(err.code ?? ""), `unexpected error ${err.code}`);
+            return true;
+          });
+          assert.deepEqual(readdirSync(join(dir, "tmp")), []);
+        } finally {
+          const target = join(dir, "new");
+          if (lstatSync(target, { throwIfNoEntry: false })?.isSymbolicLink()) {
+            const linked = readlinkSync(target);
+            if (linked.startsWith("/dev/shm/")) rmSync(linked, { recursive: true, force: true });
+          }
+        }
+      });
+    });
+  }
+
+  it(
+    "a signal aborted before the rename: the written file is removed from tmp/, nothing is in new/",
+    TEST_OPTIONS,
+    async () => {
+      await withTempDir(async (dir) => {
+        const maildir = new Maildir(dir);
+        await maildir.init();
+        // Not aborted when the delivery starts, aborted by the time the file is written and synced:
+        // as when the client leaves, or the hook times out, while the file is written.
+        let checks = 0;
+        const reason = new Error("the client left");
+        const signal = {
+          get aborted() {
+            return ++checks > 1;
+          },
+          reason,
+        } as AbortSignal;
+        await assert.rejects(maildir.deliver(enc.encode("x\r\n".repeat(10_000)), "H: 1\r\n", { signal }), reason);
+        assert.ok(checks >= 2, "checked again before the rename");
+        assert.deepEqual(readdirSync(join(dir, "tmp")), []);
+        assert.deepEqual(readdirSync(join(dir, "new")), []);
+      });
+    },
+  );
+
+  it("an already aborted signal rejects with its reason and touches nothing", TEST_OPTIONS, async () => {
+    await withTempDir(async (dir) => {
+      const maildir = new Maildir(dir);
+      await maildir.init();
+      const controller = new AbortController();
+      controller.abort(new Error("too late"));
+      await assert.rejects(maildir.deliver(enc.encode("x\r\n"), "", { signal: controller.signal }), /too late/);
+      assert.deepEqual(readdirSync(join(dir, "tmp")), []);
+      assert.deepEqual(readdirSync(join(dir, "new")), []);
     });
   });
 
