@@ -362,13 +362,13 @@ export class MidiSmtpServer implements SmtpdHooks {
       return;
     }
     if (this.#state !== "running" || this.#shuttingDown) {
-      this.#refuse(conn, BUSY);
+      this.#refuse(conn, BUSY, implicitTls);
       return;
     }
     const max = this.options.maxConnections;
     if (max !== null && this.#connections >= max) {
       this.#logRefusal(null, conn.remoteAddress.hostname, { ...BUSY, reason: `maxConnections (${max}) reached` });
-      this.#refuse(conn, BUSY);
+      this.#refuse(conn, BUSY, implicitTls);
       return;
     }
     this.#connections++;
@@ -382,8 +382,17 @@ export class MidiSmtpServer implements SmtpdHooks {
     this.#serving.add(serving);
   }
 
-  /** Answers `refusal` and closes, without a session; a client that does not read is cut off after 1 s. */
-  #refuse(conn: Connection, refusal: Refusal): Promise<void> {
+  /**
+   * Answers `refusal` and closes, without a session; a client that does not
+   * read is cut off after 1 s. Before an implicit-TLS handshake there is no
+   * way to answer (a plaintext reply would only break the client's
+   * handshake): the connection is just closed, and the log says why.
+   */
+  #refuse(conn: Connection, refusal: Refusal, beforeTls = false): Promise<void> {
+    if (beforeTls) {
+      conn.close();
+      return Promise.resolve();
+    }
     const reply = formatReply(
       refusal.code,
       refusal.enhancedCode,
@@ -415,7 +424,7 @@ export class MidiSmtpServer implements SmtpdHooks {
       const refusal = this.#limits.admitConnection(clientIp);
       if (refusal) {
         this.#logRefusal(null, clientIp, refusal);
-        await this.#refuse(raw, refusal);
+        await this.#refuse(raw, refusal, implicitTls);
         return;
       }
       admitted = true;

@@ -234,6 +234,27 @@ for (const transport of TRANSPORTS) {
         },
       );
 
+      it(
+        "on an implicit-TLS port a refused client is closed before the handshake, with no plaintext reply",
+        TEST,
+        async () => {
+          const log = logCollector();
+          await withServer(transport, {
+            tlsPorts: 0,
+            maxConnectionsPerIp: 1,
+            loggerSeverity: "warn",
+            onLoggingEvent: log.onLoggingEvent,
+          }, async (s) => {
+            const tlsPort = Number(s.server.tlsAddresses[0].split(":").pop());
+            const first = await RawClient.connectTls(tlsPort, { rejectUnauthorized: false });
+            await first.expect(220);
+            await assert.rejects(RawClient.connectTls(tlsPort, { rejectUnauthorized: false }));
+            assert.ok(log.lines.some((l) => l.includes("maxConnectionsPerIp (1) reached")), log.lines.join("\n"));
+            first.close();
+          });
+        },
+      );
+
       it("maxConnectionRatePerIp: connections past the rate get 421 4.7.0", TEST, async () => {
         await withServer(transport, { maxConnectionRatePerIp: 3 }, async (s) => {
           for (let i = 0; i < 3; i++) {
