@@ -50,7 +50,7 @@ export {
   loadCertificateFiles,
   type SelfSignedCertificate,
   type SelfSignedCertificateOptions,
-} from "./src/tls.ts";
+} from "./src/tls/certificates.ts";
 export type { Awaitable, SmtpdHooks } from "./src/hooks.ts";
 export type {
   EnvelopeContext,

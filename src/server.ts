@@ -19,7 +19,7 @@ import {
   generateSelfSignedCertificate,
   loadCertificateFiles,
   TlsCertificateStore,
-} from "./tls.ts";
+} from "./tls/certificates.ts";
 import { loadTransport } from "./transport/detect.ts";
 import type { SmtpdContext } from "./context.ts";
 import type { Awaitable, SmtpdHooks } from "./hooks.ts";
@@ -32,10 +32,10 @@ import {
   SEVERITY_RANK,
 } from "./options.ts";
 import { Smtpd500Exception, Smtpd535Exception } from "./exceptions.ts";
-import { Session, type SessionHost } from "./session.ts";
+import { Session, type SessionHost } from "./session/session.ts";
 import { formatAddress, resolveHost, reverseLookup } from "./addresses.ts";
-import { formatReply } from "./replies.ts";
-import { Deadlines, resolutionFor } from "./deadlines.ts";
+import { formatReply } from "./session/replies.ts";
+import { Deadlines, resolutionFor } from "./session/deadlines.ts";
 import type { ProxyInfo } from "./context.ts";
 import { ClientLimits, type Refusal, RefusalLog } from "./client_limits.ts";
 import { Slots } from "./slots.ts";

@@ -1,5 +1,5 @@
 /**
- * Unit tests of the DATA framer (src/data_reader.ts), run under all three runtimes:
+ * Unit tests of the DATA framer (src/session/data_reader.ts), run under all three runtimes:
  *
  *   deno test -A tests/data_reader.test.ts
  *   bun test ./tests/data_reader.test.ts
@@ -12,7 +12,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { DataReader, type DataReaderOptions } from "../src/data_reader.ts";
+import { DataReader, type DataReaderOptions } from "../src/session/data_reader.ts";
 import type { CrlfMode } from "../src/options.ts";
 
 // ---------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 /** The shared deadline clock used for session timeouts. */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Deadlines, resolutionFor } from "../src/deadlines.ts";
+import { Deadlines, resolutionFor } from "../src/session/deadlines.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,5 +1,5 @@
 /**
- * `Deadlines.shorten()` (src/deadlines.ts), run under all three runtimes:
+ * `Deadlines.shorten()` (src/session/deadlines.ts), run under all three runtimes:
  *
  *   deno test -A tests/deadlines_shorten.test.ts
  *   bun test ./tests/deadlines_shorten.test.ts
@@ -7,7 +7,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { Deadlines } from "../src/deadlines.ts";
+import { Deadlines } from "../src/session/deadlines.ts";
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 

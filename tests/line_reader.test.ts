@@ -1,5 +1,5 @@
 /**
- * Unit tests of the command-line framer (src/line_reader.ts), run under all three runtimes:
+ * Unit tests of the command-line framer (src/session/line_reader.ts), run under all three runtimes:
  *
  *   deno test -A tests/line_reader.test.ts
  *   bun test ./tests/line_reader.test.ts
@@ -7,7 +7,7 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { type LineItem, LineReader } from "../src/line_reader.ts";
+import { type LineItem, LineReader } from "../src/session/line_reader.ts";
 
 // ---------------------------------------------------------------------------
 // helpers: strings are latin1 (one char per byte) so every byte value can be written

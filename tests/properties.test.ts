@@ -17,8 +17,8 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { normalizeIp, parseIp } from "../src/cidr.ts";
-import { DataReader, type DataReaderOptions } from "../src/data_reader.ts";
-import { type LineItem, LineReader } from "../src/line_reader.ts";
+import { DataReader, type DataReaderOptions } from "../src/session/data_reader.ts";
+import { type LineItem, LineReader } from "../src/session/line_reader.ts";
 import type { CrlfMode } from "../src/options.ts";
 import {
   buildProxyHeaderV1,

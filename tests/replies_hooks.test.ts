@@ -1,6 +1,6 @@
 /**
- * Unit tests of hook reply formatting (`formatHookReply` in src/replies.ts) and of the command
- * classifiers (`forbiddenCommand`, `isKnownCommand` in src/commands.ts), run under all three runtimes:
+ * Unit tests of hook reply formatting (`formatHookReply` in src/session/replies.ts) and of the command
+ * classifiers (`forbiddenCommand`, `isKnownCommand` in src/session/arguments.ts), run under all three runtimes:
  *
  *   deno test -A tests/replies_hooks.test.ts
  *   bun test ./tests/replies_hooks.test.ts
@@ -8,8 +8,8 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { formatHookReply } from "../src/replies.ts";
-import { forbiddenCommand, isKnownCommand } from "../src/commands.ts";
+import { formatHookReply } from "../src/session/replies.ts";
+import { forbiddenCommand, isKnownCommand } from "../src/session/arguments.ts";
 
 /** Checks that `wire` is one valid reply: CRLF lines, one code, `-` on all but the last line. */
 function assertOneReply(wire: string): void {

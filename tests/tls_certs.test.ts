@@ -1,5 +1,5 @@
 /**
- * Certificate handling (src/tls.ts), run under all three runtimes:
+ * Certificate handling (src/tls/certificates.ts), run under all three runtimes:
  *
  *   deno test -A tests/tls_certs.test.ts
  *   bun test ./tests/tls_certs.test.ts
@@ -20,7 +20,7 @@ import {
   generateSelfSignedCertificate,
   loadCertificateFiles,
   TlsCertificateStore,
-} from "../src/tls.ts";
+} from "../src/tls/certificates.ts";
 import { nodeTransport } from "../src/transport/node.ts";
 import { scratchFolder } from "./scratch.ts";
 import { withTimeout } from "./helpers.ts";
@@ -387,8 +387,8 @@ describe("generateSelfSignedCertificate", () => {
     }
   });
 
-  it("loads selfsigned lazily: no static import in src/tls.ts", TEST_OPTIONS, () => {
-    const source = readFileSync(new URL("../src/tls.ts", import.meta.url), "utf8");
+  it("loads selfsigned lazily: no static import in src/tls/certificates.ts", TEST_OPTIONS, () => {
+    const source = readFileSync(new URL("../src/tls/certificates.ts", import.meta.url), "utf8");
     assert.doesNotMatch(source, /^\s*import\b[^;]*["']selfsigned["']/m);
     assert.match(source, /await import\("selfsigned"\)/);
   });

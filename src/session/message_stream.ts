@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Awaitable } from "./hooks.ts";
+import type { Awaitable } from "../hooks.ts";
 
 /** Bytes queued in the stream before the session stops reading from the client. */
 const HIGH_WATER_MARK = 256 * 1024;

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { SmtpdException } from "./exceptions.ts";
-import type { EsmtpParamValue } from "./context.ts";
+import { SmtpdException } from "../exceptions.ts";
+import type { EsmtpParamValue } from "../context.ts";
 
 /** A parsed MAIL FROM or RCPT TO argument. */
 export interface PathArgument {

@@ -17,7 +17,7 @@ import { Buffer } from "node:buffer";
 import { createHash, createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
-import type { TlsServerOptions } from "./transport/types.ts";
+import type { TlsServerOptions } from "../transport/types.ts";
 
 /** A PEM certificate (chain) and the PEM private key that belongs to its first certificate. */
 export interface CertificateKeyPair {

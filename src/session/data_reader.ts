@@ -8,8 +8,8 @@
  *
  * @module
  */
-import type { CrlfMode } from "./options.ts";
-import { concatBytes } from "./bytes.ts";
+import type { CrlfMode } from "../options.ts";
+import { concatBytes } from "../bytes.ts";
 
 const LF = 0x0a;
 const CR = 0x0d;

@@ -7,11 +7,11 @@
  *
  * @module
  */
-import type { Connection, TlsServerOptions } from "./transport/types.ts";
-import type { SaslExchange, SaslMechanism, SaslStep } from "./auth/types.ts";
-import { decodeBase64Response, encodeBase64 } from "./auth/mod.ts";
-import { type Awaitable, isPromiseLike, type SmtpdHooks } from "./hooks.ts";
-import type { LogSeverity, ResolvedOptions } from "./options.ts";
+import type { Connection, TlsServerOptions } from "../transport/types.ts";
+import type { SaslExchange, SaslMechanism, SaslStep } from "../auth/types.ts";
+import { decodeBase64Response, encodeBase64 } from "../auth/mod.ts";
+import { type Awaitable, isPromiseLike, type SmtpdHooks } from "../hooks.ts";
+import type { LogSeverity, ResolvedOptions } from "../options.ts";
 import {
   endContext,
   type EnvelopeContext,
@@ -21,7 +21,7 @@ import {
   type ProxyInfo,
   setMessageData,
   type SmtpdContext,
-} from "./context.ts";
+} from "../context.ts";
 import {
   Smtpd421Exception,
   Smtpd500CrLfSequenceException,
@@ -36,11 +36,11 @@ import {
   Smtpd552Exception,
   SmtpdException,
   Tls530Exception,
-} from "./exceptions.ts";
+} from "../exceptions.ts";
 import { type LineItem, LineReader } from "./line_reader.ts";
 import { DataReader } from "./data_reader.ts";
 import { MessageStream } from "./message_stream.ts";
-import { concatBytes } from "./bytes.ts";
+import { concatBytes } from "../bytes.ts";
 import type { Deadlines } from "./deadlines.ts";
 import {
   forbiddenCommand,
@@ -50,10 +50,10 @@ import {
   parsePathArgument,
   type PathArgument,
   splitCommand,
-} from "./commands.ts";
+} from "./arguments.ts";
 import { formatHookReply, formatMultiline, formatReply, oneLine } from "./replies.ts";
-import type { ClientLimits, Refusal } from "./client_limits.ts";
-import { HookTimeoutException, SessionEndedException } from "./session_errors.ts";
+import type { ClientLimits, Refusal } from "../client_limits.ts";
+import { HookTimeoutException, SessionEndedException } from "./errors.ts";
 
 /** What a session needs from its server. */
 export interface SessionHost {

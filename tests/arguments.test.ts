@@ -1,6 +1,6 @@
 /**
- * Unit tests of command argument parsing (src/commands.ts) and reply formatting
- * (src/replies.ts), run under all three runtimes:
+ * Unit tests of command argument parsing (src/session/arguments.ts) and reply formatting
+ * (src/session/replies.ts), run under all three runtimes:
  *
  *   deno test -A tests/commands.test.ts
  *   bun test ./tests/commands.test.ts
@@ -17,9 +17,9 @@ import {
   parsePathArgument,
   type PathArgument,
   splitCommand,
-} from "../src/commands.ts";
+} from "../src/session/arguments.ts";
 import { SmtpdException } from "../src/exceptions.ts";
-import { formatMultiline, formatReply, oneLine } from "../src/replies.ts";
+import { formatMultiline, formatReply, oneLine } from "../src/session/replies.ts";
 
 // ---------------------------------------------------------------------------
 // helpers

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { SmtpdException } from "./exceptions.ts";
+import { SmtpdException } from "../exceptions.ts";
 
 /** A hook did not settle within `hookTimeout`: `421 4.3.0`, and the session ends. */
 export class HookTimeoutException extends SmtpdException {
