@@ -38,9 +38,8 @@ import {
   Tls530Exception,
 } from "../exceptions.ts";
 import { type LineItem, LineReader } from "./line_reader.ts";
-import { DataReader } from "./data_reader.ts";
+import { DataPhase } from "./data_phase.ts";
 import { MessageStream } from "./message_stream.ts";
-import { concatBytes } from "../bytes.ts";
 import type { Deadlines } from "./deadlines.ts";
 import {
   forbiddenCommand,
@@ -101,14 +100,8 @@ export class Session {
   #conn: Connection;
   #state: State = "HELO";
   #lines: LineReader;
-  #data: DataReader | undefined;
-  /** An error a DATA hook threw: the rest of the message is dropped and this answers the dot. */
-  #dataError: SmtpdException | undefined;
-  #headersSeen = false;
-  /** Streaming mode: the stream the current message is fed into. */
-  #stream: MessageStream | undefined;
-  /** Streaming mode: the first output bytes, kept until the header section is complete. */
-  #head: Uint8Array[] = [];
+  /** The message being received, in state DATA. */
+  #data: DataPhase | undefined;
   #out = "";
   #badCommands = 0;
   #closing = false;
@@ -211,7 +204,7 @@ export class Session {
       this.#host.deadlines.remove(this);
       this.#host.hookDeadlines.remove(this);
       if (this.#state === "DATA") this.#host.log(this.ctx, "info", "client vanished during DATA: message dropped");
-      this.#stream?.error(new Error("the client disconnected before the end of the message"));
+      this.#data?.stream?.error(new Error("the client disconnected before the end of the message"));
       await this.#closeConnection();
       endContext(this.ctx);
       await this.#disconnected();
@@ -271,7 +264,7 @@ export class Session {
     this.#ended = true;
     this.#closing = true;
     endContext(this.ctx);
-    this.#stream?.interrupt();
+    this.#data?.stream?.interrupt();
     this.#interruptHook?.(reason);
     this.#wake?.();
   }
@@ -458,17 +451,19 @@ export class Session {
     let pending = chunk;
     while (pending.length > 0 && !this.#closing) {
       if (this.#state === "DATA") {
-        const reader = this.#data!;
-        const { consumed, done } = reader.push(pending);
+        const phase = this.#data!;
+        const { consumed, done } = phase.push(pending);
         pending = pending.subarray(consumed);
         this.#inputBuffered = pending.length > 0;
-        if (this.#dataHooksDue(reader)) {
-          await this.#afterDataBytes(reader);
+        // The one place the size reaches the context; a refused message keeps the size it was refused at.
+        if (!phase.refusal) this.ctx.message.bytesize = phase.size;
+        if (phase.headersPending || (this.#host.receivingHookActive && !phase.refusal)) {
+          await this.#afterDataBytes(phase);
           if (this.#closing) break; // a hook timed out, or the client left meanwhile
-        } else if (!this.#dataError) this.ctx.message.bytesize = reader.size;
-        if (this.#stream) await this.#pumpStream(reader, this.#stream);
+        }
+        if (phase.stream) await phase.pump(() => this.#closing);
         if (done) {
-          const finishing = this.#finishMessage(reader);
+          const finishing = this.#finishMessage(phase);
           if (finishing) await finishing;
         }
         continue;
@@ -756,17 +751,14 @@ export class Session {
     message.received = new Date();
     message.bytesize = 0;
     this.ctx.message = message;
-    this.#data = new DataReader({
+    const stream = this.#host.streamingHookActive
+      ? new MessageStream((stream) => this.#host.hooks.onMessageDataStreamEvent(this.ctx, stream))
+      : undefined;
+    this.#data = new DataPhase({
       crlfMode: this.#opts.crlfMode,
       maxSize: this.#opts.maxMessageSize,
       maxLineLength: this.#opts.maxDataLineLength,
-    });
-    this.#dataError = undefined;
-    this.#headersSeen = false;
-    if (this.#host.streamingHookActive) {
-      this.#head = [];
-      this.#stream = new MessageStream((stream) => this.#host.hooks.onMessageDataStreamEvent(this.ctx, stream));
-    }
+    }, stream);
     this.#state = "DATA";
     this.#reply(354, "", 'Enter message, ending with "." on a line by itself');
   }
@@ -934,26 +926,12 @@ export class Session {
 
   // ---- DATA --------------------------------------------------------------------------------
 
-  /** Whether #afterDataBytes has work: the end of the headers just arrived, or the receiving hook is in use. */
-  #dataHooksDue(reader: DataReader): boolean {
-    if (this.#dataError) return false;
-    return (!this.#headersSeen && reader.headerSize >= 0) || this.#host.receivingHookActive;
-  }
-
-  /** Runs the headers and receiving hooks (only when the application uses them). */
-  async #afterDataBytes(reader: DataReader): Promise<void> {
-    const message = this.ctx.message;
-    message.bytesize = reader.size;
+  /** Runs the headers hook once the header section is complete, and the receiving hook (only if overridden). */
+  async #afterDataBytes(phase: DataPhase): Promise<void> {
     try {
-      if (!this.#headersSeen && reader.headerSize >= 0) {
-        this.#headersSeen = true;
-        if (reader.retain && !reader.oversize) {
-          const head = this.#stream
-            ? concatBytes([...this.#head, reader.peek(reader.size)])
-            : reader.peek(reader.headerSize);
-          message.headers = headerText(head.subarray(0, reader.headerSize));
-          this.#head = [];
-        }
+      if (phase.headersPending) {
+        const headers = phase.takeHeaders();
+        if (headers !== "") this.ctx.message.headers = headers;
         const handled = this.#host.hooks.onMessageDataHeadersEvent(this.ctx);
         if (isPromiseLike(handled)) await this.#awaitHook("onMessageDataHeadersEvent", handled);
       }
@@ -967,32 +945,28 @@ export class Session {
         this.#replyError(err);
         return;
       }
-      this.#dataError = err instanceof SmtpdException ? err : this.#localError(err);
-      reader.retain = false;
-      reader.take();
+      phase.refuse(err instanceof SmtpdException ? err : this.#localError(err));
     }
   }
 
   /** The final dot arrived: the refusal or the hook's outcome is the reply; the transaction ends either way. */
-  #finishMessage(reader: DataReader): void | Promise<void> {
+  #finishMessage(phase: DataPhase): void | Promise<void> {
     this.#data = undefined;
     this.#state = "RSET";
     this.#disarmTimer();
-    const stream = this.#stream;
-    this.#stream = undefined;
-    const refusal = this.#dataError ?? this.#refusalAtEnd(reader);
+    const stream = phase.stream;
+    const refusal = phase.refusalAtEnd();
     if (refusal) {
       stream?.error(refusal);
       this.#noteError(refusal);
       this.#replyError(refusal);
       return this.#resetTransaction();
     }
-    if (stream) return this.#finishStream(reader, stream).finally(() => this.#resetTransaction());
     const message = this.ctx.message;
-    message.bytesize = reader.size;
-    setMessageData(message, reader.takeSegments());
     message.delivered = new Date();
-    if (this.#opts.crlfMode === "CRLF_LEAVE") message.crlf = reader.lastLineBreak;
+    if (stream) return this.#finishStream(stream).finally(() => this.#resetTransaction());
+    setMessageData(message, phase.takeSegments());
+    if (this.#opts.crlfMode === "CRLF_LEAVE") message.crlf = phase.lastLineBreak;
     let accepted: Awaitable<void>;
     try {
       accepted = this.#host.hooks.onMessageDataEvent(this.ctx);
@@ -1009,36 +983,13 @@ export class Session {
     this.#resetTransaction();
   }
 
-  /** What the message itself earned at its end: too large, bare line breaks in strict mode, a line too long. */
-  #refusalAtEnd(reader: DataReader): SmtpdException | undefined {
-    if (reader.oversize) return new Smtpd552Exception(undefined, "Message size exceeds fixed maximum message size");
-    if (reader.bareLineBreak && this.#opts.crlfMode === "CRLF_STRICT") return new Smtpd500CrLfSequenceException();
-    if (reader.lineTooLong) return new Smtpd500Exception(undefined, "Line too long", "5.5.2");
-    return undefined;
-  }
-
   #messageAccepted(): void {
     this.#errorCount = 0; // as Postfix: a delivered message forgives earlier errors
     this.#reply(250, "2.0.0", "Requested mail action okay, completed");
   }
 
-  /** Streaming mode: hands the bytes read so far to the stream, waiting while its reader is behind. */
-  async #pumpStream(reader: DataReader, stream: MessageStream): Promise<void> {
-    const chunk = reader.take();
-    // Keep the start of the message for ctx.message.headers, but never more than 64 KiB.
-    if (!this.#headersSeen && chunk.length > 0 && reader.size - chunk.length < 65536) {
-      this.#head.push(new Uint8Array(chunk));
-    }
-    await stream.write(chunk, () => this.#closing);
-    // A reader that gave up does not hold the message up: keep reading, drop the bytes.
-    if (stream.abandoned) reader.retain = false;
-  }
-
   /** Streaming mode: the final dot arrived; the hook's outcome is the reply. */
-  async #finishStream(reader: DataReader, stream: MessageStream): Promise<void> {
-    const message = this.ctx.message;
-    message.bytesize = reader.size;
-    message.delivered = new Date();
+  async #finishStream(stream: MessageStream): Promise<void> {
     stream.close();
     let result: Awaited<typeof stream.hookResult>;
     try {
@@ -1177,7 +1128,7 @@ export class Session {
     this.#timerArmed = false;
     this.#host.log(this.ctx, "info", `timeout in state ${this.#state}: closing`);
     this.#closing = true;
-    this.#stream?.interrupt();
+    this.#data?.stream?.interrupt();
     const reply = formatReply(
       421,
       "4.4.2",
@@ -1194,7 +1145,6 @@ export class Session {
 }
 
 const EMPTY = new Uint8Array(0);
-const lenientUtf8 = new TextDecoder();
 /** The tarpit's delay grows by `errorSleepTime` per error past the soft limit, up to this many times it. */
 const MAX_TARPIT_STEPS = 10;
 
@@ -1220,11 +1170,6 @@ async function settlesWithin(pending: PromiseLike<unknown>, ms: number | null): 
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Decodes the header section for `ctx.message.headers` (a view: `data` keeps the exact bytes). */
-function headerText(bytes: Uint8Array): string {
-  return lenientUtf8.decode(bytes);
 }
 
 /** Hides the initial response of an AUTH line (it holds credentials). */
