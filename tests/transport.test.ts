@@ -804,18 +804,3 @@ describe("ClientHello SNI parser (Bun's SNI path)", () => {
     assert.equal(clientHelloServerName(new Uint8Array([22, 3, 1, 0, 4, 2, 0, 0, 0])), "");
   });
 });
-
-describe("runtime versions", () => {
-  it("compares dotted versions and accepts the running runtime", async () => {
-    const { versionAtLeast, runtimeVersion, MINIMUM_VERSIONS, detectRuntime } = await import(
-      "../src/transport/detect.ts"
-    );
-    assert.equal(versionAtLeast("2.7.14", "2.7.14"), true);
-    assert.equal(versionAtLeast("2.7.13", "2.7.14"), false);
-    assert.equal(versionAtLeast("2.10.0", "2.7.14"), true);
-    assert.equal(versionAtLeast("1.3.9", "1.4.0"), false);
-    assert.equal(versionAtLeast("1.4.5-canary.1", "1.4.0"), true);
-    const runtime = detectRuntime();
-    assert.equal(versionAtLeast(runtimeVersion(runtime), MINIMUM_VERSIONS[runtime]), true);
-  });
-});

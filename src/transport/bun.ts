@@ -3,10 +3,11 @@
  * handlers, turned into pull-based reads by a small queue that pauses the
  * socket when it fills up.
  *
- * TLS (STARTTLS and implicit TLS) runs through `node:tls` over a `Duplex`
- * that wraps the plain connection, not through Bun's own TLS: `upgradeTLS`
- * and `Bun.listen({ tls })` take no SNI list, keep feeding the raw ciphertext
- * to the original handlers, and fire `open` before the handshake (writes there
+ * TLS (STARTTLS and implicit TLS) runs through the shared `node:tls` layer
+ * (node_tls.ts) over a `Duplex` that wraps the plain connection
+ * (connection_duplex.ts), not through Bun's own TLS: `upgradeTLS` and
+ * `Bun.listen({ tls })` take no SNI list, keep feeding the raw ciphertext to
+ * the original handlers, and fire `open` before the handshake (writes there
  * are dropped). The node:tls path has none of these traps, takes the ciphers
  * and minimum version, and is the same code as on Deno; it costs roughly 10%
  * of TLS throughput. Implicit TLS is "accept plain, then the same handshake as
@@ -22,7 +23,8 @@
  *
  * @module
  */
-import { nodeAddress, upgradeDuplexToTls } from "./node.ts";
+import { socketAddress } from "./address.ts";
+import { upgradeDuplexToTls } from "./node_tls.ts";
 import { ReadQueue } from "./read_queue.ts";
 import { connectionDeliverer } from "./deliver.ts";
 import { ConnectionDuplex } from "./connection_duplex.ts";
@@ -119,8 +121,8 @@ export class BunConnection implements Connection {
   constructor(socket: BunSocket, listenHostname: string) {
     this.#socket = socket;
     socket.data = this;
-    this.localAddress = nodeAddress(socket.localAddress || listenHostname, socket.localPort, socket.localFamily);
-    this.remoteAddress = nodeAddress(socket.remoteAddress, socket.remotePort, socket.remoteFamily);
+    this.localAddress = socketAddress(socket.localAddress || listenHostname, socket.localPort, socket.localFamily);
+    this.remoteAddress = socketAddress(socket.remoteAddress, socket.remotePort, socket.remoteFamily);
     try {
       socket.setNoDelay?.(true); // SMTP replies are small and latency-bound
     } catch { /* not fatal */ }
@@ -321,7 +323,7 @@ export const bunTransport: Transport = {
     } catch (err) {
       return Promise.reject(err);
     }
-    const address = nodeAddress(listener.hostname ?? options.hostname, listener.port);
+    const address = socketAddress(listener.hostname ?? options.hostname, listener.port);
     return Promise.resolve(new BunTcpListener(address, listener));
   },
 };

@@ -14,6 +14,7 @@ import type { Connection, TlsServerOptions } from "./types.ts";
 
 /** Longest ClientHello read while looking for the SNI name (real ones are well under 2 KiB). */
 const CLIENT_HELLO_LIMIT = 64 * 1024;
+/** Handshake deadline when the options give none (as in node_tls.ts, which this parser does not import). */
 const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 const EMPTY = new Uint8Array(0);
 

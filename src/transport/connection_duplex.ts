@@ -1,23 +1,40 @@
 /**
- * Any {@link Connection} as a node `Duplex`, so that `node:tls` can run a
- * server handshake over it. Used where the TLS layer must read bytes that
- * were already taken off the socket: the ClientHello that Bun's SNI path
- * peeks at, and a ClientHello that arrived behind a PROXY header.
+ * A byte stream as a node `Duplex`, so that `node:tls` can run a server
+ * handshake over it. This is how TLS reaches the sockets node:tls cannot take
+ * itself: every Deno and Bun connection, and on node:net a connection whose
+ * first bytes were already read (the ClientHello that the SNI path peeks at,
+ * or one that arrived behind a PROXY header). Those bytes are replayed first.
  *
  * @module
  */
 import { Duplex } from "node:stream";
-import type { Connection } from "./types.ts";
+import { setImmediate } from "node:timers";
 
-/** A {@link Connection} as a node `Duplex`, pulled one `read()` at a time. */
+/**
+ * What the duplex reads from and writes to. Any `Connection` is one; the
+ * Deno transport passes its raw `Deno.Conn` behind a reused read buffer
+ * instead, which is faster for TLS than its plain connection's reads.
+ */
+export interface ByteSource {
+  /** The next bytes (the duplex keeps the array), or `null` at EOF; a rejection destroys the duplex. */
+  read(): Promise<Uint8Array | null>;
+  /** Writes all of `data`; resolves once it is sent. */
+  write(data: Uint8Array): Promise<void>;
+  /** Sends FIN; reading goes on. */
+  closeWrite(): Promise<void>;
+  /** Closes both directions; must not throw. */
+  close(): void;
+}
+
+/** A {@link ByteSource} as a node `Duplex`, pulled one `read()` at a time when the TLS layer asks. */
 export class ConnectionDuplex extends Duplex {
-  #conn: Connection;
+  #source: ByteSource;
   #replay: Uint8Array | undefined;
 
-  /** `replay`: bytes already read from `conn` that the TLS layer gets first. */
-  constructor(conn: Connection, replay?: Uint8Array) {
+  /** `replay`: bytes already read from `source` that the TLS layer gets first. */
+  constructor(source: ByteSource, replay?: Uint8Array) {
     super({ allowHalfOpen: true });
-    this.#conn = conn;
+    this.#source = source;
     this.#replay = replay !== undefined && replay.length > 0 ? replay : undefined;
   }
 
@@ -25,25 +42,33 @@ export class ConnectionDuplex extends Duplex {
     const replay = this.#replay;
     if (replay) {
       this.#replay = undefined;
-      this.push(replay);
+      // Not at once: Deno's TLSSocket (2.9) hands input that is already buffered
+      // to the handshake inside its _start() (a tick after construction) and,
+      // if that input fails the handshake there, crashes the whole process
+      // (TypeError: its _handle is gone). Pushed a macrotask later, the bytes
+      // come after _start(), like any read from a socket.
+      setImmediate(() => {
+        if (!this.destroyed) this.push(replay);
+      });
       return;
     }
-    this.#conn.read().then((chunk) => {
+    // Pulled, not flowing: nothing is taken off the socket before TLS asks for it.
+    this.#source.read().then((chunk) => {
       if (!this.destroyed) this.push(chunk);
     }, (err) => this.destroy(err));
   }
 
   override _write(chunk: Uint8Array, _encoding: string, callback: (err?: Error | null) => void): void {
-    this.#conn.write(chunk).then(() => callback(), callback);
+    this.#source.write(chunk).then(() => callback(), callback);
   }
 
   override _final(callback: (err?: Error | null) => void): void {
     // The peer may already be gone: a failed FIN is not an error worth reporting.
-    this.#conn.closeWrite().then(() => callback(), () => callback());
+    this.#source.closeWrite().then(() => callback(), () => callback());
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    this.#conn.close();
+    this.#source.close();
     callback(err);
   }
 }

@@ -4,23 +4,25 @@
  * The web-streams API (`conn.readable`) is avoided on purpose: it is about 30%
  * slower, and its EOF closes the whole connection, which breaks half-close.
  *
- * TLS (STARTTLS and implicit TLS) runs through `node:tls` over a small
- * `Duplex` that wraps the `Deno.Conn`: Deno has no server-side `startTls`, and
- * `Deno.listenTls` has no SNI, cipher or minimum-version options. Doing
- * implicit TLS as "accept plain, then the same handshake as STARTTLS" gives
- * one code path with the same options, SNI and handshake timeout everywhere,
- * and a failed or stalled handshake only closes that one connection.
+ * TLS (STARTTLS and implicit TLS) runs through the shared `node:tls` layer
+ * (node_tls.ts) over a `Duplex` (connection_duplex.ts) that reads the raw
+ * `Deno.Conn`: Deno has no server-side `startTls`, and `Deno.listenTls` has
+ * no SNI, cipher or minimum-version options. Doing implicit TLS as "accept
+ * plain, then the same handshake as STARTTLS" gives one code path with the
+ * same options, SNI and handshake timeout everywhere, and a failed or stalled
+ * handshake only closes that one connection.
  *
  * `Deno` is reached through `globalThis` with small local interfaces, so this
  * file also compiles with tsc, where no `Deno` types exist.
  *
  * @module
  */
-import { Duplex } from "node:stream";
-import { nodeAddress, upgradeDuplexToTls } from "./node.ts";
-import type { Connection, Listener, ListenOptions, SocketAddress, TlsServerOptions, Transport } from "./types.ts";
 import { allocUninitialized } from "../bytes.ts";
+import { socketAddress } from "./address.ts";
+import { upgradeDuplexToTls } from "./node_tls.ts";
+import { type ByteSource, ConnectionDuplex } from "./connection_duplex.ts";
 import { connectionDeliverer } from "./deliver.ts";
+import type { Connection, Listener, ListenOptions, SocketAddress, TlsServerOptions, Transport } from "./types.ts";
 
 /** The parts of `Deno.NetAddr` used here. */
 interface DenoNetAddr {
@@ -51,7 +53,7 @@ interface DenoNamespace {
   listen(options: { hostname: string; port: number; transport: "tcp" }): DenoListener;
 }
 
-/** Bytes asked for per `conn.read()` on the TLS stream wrapper; the result is copied out, so the buffer is reused. */
+/** Bytes asked for per `conn.read()` under TLS; the result is copied out, so the buffer is reused. */
 const READ_SIZE = 64 * 1024;
 /** First and largest read buffer of a plain connection (see DenoConnection). */
 const MIN_READ_SIZE = 1024;
@@ -72,51 +74,37 @@ async function writeAll(conn: DenoConn, data: Uint8Array): Promise<void> {
 }
 
 /**
- * A `Deno.Conn` as a node `Duplex`, so `node:tls` can run a server handshake
- * over it. Reads are pulled one at a time when the TLS layer asks, so nothing
- * is read from the socket before the handshake starts.
+ * A `Deno.Conn` as the byte source of the TLS layer's duplex: one
+ * `conn.read()` into a reused 64 KiB buffer per pull, copied out at the
+ * length read. TLS reads are large while a message streams in, and this is
+ * faster than {@link DenoConnection}'s growing buffers, which are sized for
+ * an idle plain connection's memory.
  */
-class DenoConnDuplex extends Duplex {
+class DenoConnSource implements ByteSource {
   #conn: DenoConn;
   #buffer = new Uint8Array(READ_SIZE);
-  #replay: Uint8Array | undefined;
 
-  /** `replay`: bytes already read from `conn` (behind a PROXY header) that TLS gets first. */
-  constructor(conn: DenoConn, replay?: Uint8Array) {
-    super({ allowHalfOpen: true });
+  constructor(conn: DenoConn) {
     this.#conn = conn;
-    this.#replay = replay !== undefined && replay.length > 0 ? replay : undefined;
   }
 
-  override _read(): void {
-    const replay = this.#replay;
-    if (replay) {
-      this.#replay = undefined;
-      this.push(replay);
-      return;
-    }
-    this.#conn.read(this.#buffer).then(
-      (n) => {
-        if (!this.destroyed) this.push(n === null ? null : this.#buffer.slice(0, n));
-      },
-      (err) => this.destroy(err),
-    );
+  read(): Promise<Uint8Array | null> {
+    const buffer = this.#buffer;
+    return this.#conn.read(buffer).then((n) => n === null ? null : buffer.slice(0, n));
   }
 
-  override _write(chunk: Uint8Array, _encoding: string, callback: (err?: Error | null) => void): void {
-    writeAll(this.#conn, chunk).then(() => callback(), callback);
+  write(data: Uint8Array): Promise<void> {
+    return writeAll(this.#conn, data);
   }
 
-  override _final(callback: (err?: Error | null) => void): void {
-    // The peer may already be gone: a failed FIN is not an error worth reporting.
-    this.#conn.closeWrite().then(() => callback(), () => callback());
+  closeWrite(): Promise<void> {
+    return this.#conn.closeWrite();
   }
 
-  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+  close(): void {
     try {
       this.#conn.close();
     } catch { /* already closed */ }
-    callback(err);
   }
 }
 
@@ -147,8 +135,8 @@ export class DenoConnection implements Connection {
   /** Wraps an accepted `Deno.Conn`. */
   constructor(conn: DenoConn) {
     this.#conn = conn;
-    this.localAddress = nodeAddress(conn.localAddr.hostname, conn.localAddr.port);
-    this.remoteAddress = nodeAddress(conn.remoteAddr.hostname, conn.remoteAddr.port);
+    this.localAddress = socketAddress(conn.localAddr.hostname, conn.localAddr.port);
+    this.remoteAddress = socketAddress(conn.remoteAddr.hostname, conn.remoteAddr.port);
     try {
       conn.setNoDelay?.(true); // SMTP replies are small and latency-bound
     } catch { /* not fatal */ }
@@ -237,7 +225,7 @@ export class DenoConnection implements Connection {
     // buffer of ours: the ClientHello is still in the kernel for TLS to read.
     // From here on the socket belongs to the TLS layer; this object is inert.
     this.#closed = true;
-    return upgradeDuplexToTls(new DenoConnDuplex(this.#conn), options, {
+    return upgradeDuplexToTls(new ConnectionDuplex(new DenoConnSource(this.#conn)), options, {
       local: this.localAddress,
       remote: this.remoteAddress,
     });
@@ -248,7 +236,7 @@ export class DenoConnection implements Connection {
     if (this.#closed) return Promise.reject(new Error("connection closed"));
     // Pull-based reads: what the caller read is `received`; the rest is still in the kernel.
     this.#closed = true;
-    return upgradeDuplexToTls(new DenoConnDuplex(this.#conn, received), options, {
+    return upgradeDuplexToTls(new ConnectionDuplex(new DenoConnSource(this.#conn), received), options, {
       local: this.localAddress,
       remote: this.remoteAddress,
     });
@@ -268,7 +256,7 @@ class DenoTcpListener implements Listener {
 
   constructor(listener: DenoListener, onConn: (conn: DenoConn) => void) {
     this.#listener = listener;
-    this.address = nodeAddress(listener.addr.hostname, listener.addr.port);
+    this.address = socketAddress(listener.addr.hostname, listener.addr.port);
     this.#acceptLoop(onConn);
   }
 
