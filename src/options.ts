@@ -242,9 +242,17 @@ export interface ResolvedOptions {
   readonly hookTimeout: number | null;
 }
 
-const CRLF_MODES: readonly CrlfMode[] = ["CRLF_ENSURE", "CRLF_LEAVE", "CRLF_STRICT"];
-const TLS_MODES: readonly TlsMode[] = ["TLS_FORBIDDEN", "TLS_OPTIONAL", "TLS_REQUIRED"];
-const AUTH_MODES: readonly AuthMode[] = ["AUTH_FORBIDDEN", "AUTH_OPTIONAL", "AUTH_REQUIRED"];
+/** Every {@link CrlfMode}, for validation and for tools that list them (the dev server's `--crlf-mode`). */
+export const CRLF_MODES: readonly CrlfMode[] = Object.freeze(["CRLF_ENSURE", "CRLF_LEAVE", "CRLF_STRICT"]);
+/** Every {@link TlsMode}, for validation and for tools that list them (the dev server's `--tls-mode`). */
+export const TLS_MODES: readonly TlsMode[] = Object.freeze(["TLS_FORBIDDEN", "TLS_OPTIONAL", "TLS_REQUIRED"]);
+/** Every {@link AuthMode}, for validation and for tools that list them (the dev server's `--auth-mode`). */
+export const AUTH_MODES: readonly AuthMode[] = Object.freeze(["AUTH_FORBIDDEN", "AUTH_OPTIONAL", "AUTH_REQUIRED"]);
+// RFC 4422 3.1: 1 to 20 upper-case letters, digits, hyphens or underscores.
+// Checked because a bad name would corrupt the EHLO AUTH line. Lower case is
+// allowed before upper-casing, but only ASCII: Unicode case mapping would
+// turn "ß" into "SS" and the dotless "ı" into "I".
+const MECHANISM_NAME = /^[A-Za-z0-9_-]{1,20}$/;
 /** Severity order, for filtering. */
 export const SEVERITY_RANK: Readonly<Record<LogSeverity, number>> = { debug: 0, info: 1, warn: 2, error: 3, fatal: 4 };
 
@@ -451,6 +459,9 @@ function resolveTlsAndAuth(o: ServerOptions) {
   for (const m of mechanisms) {
     if (typeof m === "string" ? m === "" : typeof m?.start !== "function" || typeof m?.name !== "string") {
       throw new TypeError("authMechanisms entries are mechanism names or objects with a name and start()");
+    }
+    if (typeof m !== "string" && !MECHANISM_NAME.test(m.name)) {
+      throw new TypeError(`Invalid SASL mechanism name ${JSON.stringify(m.name)} (RFC 4422 3.1)`);
     }
   }
   return {

@@ -34,17 +34,23 @@ import * as tls from "node:tls";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { format } from "node:util";
 import nodemailer from "nodemailer";
+import * as cli from "../src/cli.ts";
 import {
   CliError,
   DEFAULT_CONFIG,
   type DevServerConfig,
   parseCliArgs,
-  runDevServer,
-  stopDevServer,
   USAGE,
   VERSION,
-} from "../src/cli.ts";
-import { type DeliverOptions, Maildir } from "../src/maildir.ts";
+} from "../src/dev_server/args.ts";
+import {
+  runCli,
+  runDevServer,
+  START_TIMEOUT_SECONDS,
+  STOP_TIMEOUT_SECONDS,
+  stopDevServer,
+} from "../src/dev_server/run.ts";
+import { type DeliverOptions, Maildir } from "../src/dev_server/maildir.ts";
 import { MidiSmtpServer } from "../src/server.ts";
 import type { Transport } from "../src/transport/types.ts";
 import { delay, ehloClient, RawClient, runtime, TRANSPORTS } from "./helpers.ts";
@@ -52,7 +58,7 @@ import { scratchFolder, type TestCertificate } from "./scratch.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CLI = join(ROOT, "src", "cli.ts");
-const MAILDIR = join(ROOT, "src", "maildir.ts");
+const MAILDIR = join(ROOT, "src", "dev_server", "maildir.ts");
 const TEST_OPTIONS = { timeout: 15_000 };
 /** Spawned runtimes start slower than in-process tests. */
 const CHILD_TEST_OPTIONS = { timeout: 30_000 };
@@ -188,6 +194,30 @@ async function refused(port: number): Promise<boolean> {
 }
 
 // ---------------------------------------------------------------------------
+
+// The types of the public API: a missing one fails `deno check` here.
+type _PublicTypes = [cli.CliCommand, cli.DevServerConfig, cli.DevServerUser, cli.DevServerIo];
+
+describe("src/cli.ts", () => {
+  it("exports the dev server's public API, the very objects of src/dev_server/", () => {
+    const expected = {
+      CliError,
+      DEFAULT_CONFIG,
+      parseCliArgs,
+      runCli,
+      runDevServer,
+      START_TIMEOUT_SECONDS,
+      STOP_TIMEOUT_SECONDS,
+      stopDevServer,
+      USAGE,
+      VERSION,
+    };
+    assert.deepEqual(Object.keys(cli).sort(), Object.keys(expected).sort(), "nothing more, nothing less");
+    for (const [name, value] of Object.entries(expected)) {
+      assert.equal((cli as Record<string, unknown>)[name], value, name);
+    }
+  });
+});
 
 describe("parseCliArgs", () => {
   it("no flags: the documented defaults", () => {

@@ -41,13 +41,13 @@ function defaultChallenge(serverName: string): string {
  * @example
  * ```ts
  * // RFC 2195's own example, with its fixed challenge:
- * const mechanism = createCramMd5Mechanism({
- *   challengeFactory: () => "<1896.697170952@postoffice.reston.mci.net>",
- * });
+ * const challenge = "<1896.697170952@postoffice.reston.mci.net>";
+ * const mechanism = createCramMd5Mechanism({ challengeFactory: () => challenge });
  * const exchange = mechanism.start("postoffice.reston.mci.net");
- * exchange.next(undefined); // challenge
+ * exchange.next(undefined); // => { kind: "challenge", challenge: new TextEncoder().encode(challenge) }
  * const step = exchange.next(new TextEncoder().encode("tim b913a602c7eda7a495b4e6e7334d3890"));
- * // step.kind === "done" && step.credentials.verify?.("tanstaaftanstaaf") === true
+ * step.kind === "done" && step.credentials.authenticationId; // => "tim"
+ * step.kind === "done" && step.credentials.verify?.("tanstaaftanstaaf"); // => true
  * ```
  */
 export function createCramMd5Mechanism(options: CramMd5Options = {}): SaslMechanism {

@@ -25,9 +25,11 @@ const PASSWORD_PROMPT = "Password:";
  * @example
  * ```ts
  * const exchange = LOGIN_MECHANISM.start("mx.example.com");
- * exchange.next(undefined); // challenge "Username:"
- * exchange.next(new TextEncoder().encode("tim")); // challenge "Password:"
- * exchange.next(new TextEncoder().encode("tanstaaf")); // done
+ * const text = new TextEncoder();
+ * exchange.next(undefined); // => { kind: "challenge", challenge: text.encode("Username:") }
+ * exchange.next(text.encode("tim")); // => { kind: "challenge", challenge: text.encode("Password:") }
+ * const step = exchange.next(text.encode("tanstaaf"));
+ * step.kind === "done" && step.credentials.authentication; // => "tanstaaf"
  * ```
  */
 export const LOGIN_MECHANISM: SaslMechanism = {

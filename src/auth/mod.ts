@@ -1,6 +1,7 @@
 /**
- * SMTP AUTH (RFC 4954): the built-in SASL mechanisms, the table the session
- * picks them from, and the base64 of the `334` exchange.
+ * SMTP AUTH (RFC 4954): the built-in SASL mechanisms (the server looks the
+ * names in `authMechanisms` up in {@link DEFAULT_MECHANISMS}) and the base64
+ * of the `334` exchange.
  *
  * @module
  */
@@ -17,48 +18,17 @@ export { LOGIN_MECHANISM } from "./login.ts";
 export { CRAM_MD5_MECHANISM, type CramMd5Options, createCramMd5Mechanism } from "./cram_md5.ts";
 export { XOAUTH2_MECHANISM } from "./xoauth2.ts";
 
-/** The built-in mechanisms, in the order EHLO offers them: PLAIN, LOGIN, CRAM-MD5, XOAUTH2. */
+/**
+ * The built-in mechanisms: PLAIN, LOGIN, CRAM-MD5, XOAUTH2. A name in the
+ * `authMechanisms` option is looked up here (case-insensitively); EHLO offers
+ * the mechanisms in the order that option lists them.
+ */
 export const DEFAULT_MECHANISMS: readonly SaslMechanism[] = Object.freeze([
   PLAIN_MECHANISM,
   LOGIN_MECHANISM,
   CRAM_MD5_MECHANISM,
   XOAUTH2_MECHANISM,
 ]);
-
-// RFC 4422 3.1: 1 to 20 upper-case letters, digits, hyphens or underscores.
-// Checked here because a bad name would corrupt the EHLO AUTH line. Lower
-// case is allowed before upper-casing, but only ASCII: Unicode case mapping
-// would turn "ß" into "SS" and the dotless "ı" into "I".
-const MECHANISM_NAME = /^[A-Za-z0-9_-]{1,20}$/;
-
-/**
- * Builds the name-to-mechanism table: the defaults, then `extra`. Names are
- * upper-cased (`AUTH plain` must find PLAIN); an extra mechanism with a
- * default's name replaces it in place, so the EHLO order stays stable, and new
- * ones follow in the order given.
- *
- * @param extra mechanisms to add or to override defaults with
- * @returns the mechanisms keyed by upper-case name, in offering order
- * @throws {RangeError} for a name that is not a valid SASL mechanism name
- *
- * @example
- * ```ts
- * // CRAM-MD5 with UUID challenges replaces the built-in one, in its place.
- * const cram = createCramMd5Mechanism({ challengeFactory: (host) => `<${crypto.randomUUID()}@${host}>` });
- * const table = mechanismTable([cram]);
- * [...table.keys()]; // ["PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"]
- * ```
- */
-export function mechanismTable(extra: readonly SaslMechanism[] = []): Map<string, SaslMechanism> {
-  const table = new Map<string, SaslMechanism>();
-  for (const mechanism of [...DEFAULT_MECHANISMS, ...extra]) {
-    if (!MECHANISM_NAME.test(mechanism.name)) {
-      throw new RangeError(`Invalid SASL mechanism name "${mechanism.name}" (RFC 4422 3.1)`);
-    }
-    table.set(mechanism.name.toUpperCase(), mechanism);
-  }
-  return table;
-}
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 // Character code -> 6-bit value, -1 for anything outside the RFC 4648 4
@@ -87,8 +57,8 @@ function invalidBase64(): SmtpdException {
  *
  * @example
  * ```ts
- * decodeBase64Response("AHRpbQB0YW5zdGFhZg=="); // bytes of "\0tim\0tanstaaf"
- * decodeBase64Response("="); // empty
+ * decodeBase64Response("AHRpbQB0YW5zdGFhZg=="); // => new TextEncoder().encode("\0tim\0tanstaaf")
+ * decodeBase64Response("="); // => new Uint8Array(0)
  * ```
  */
 export function decodeBase64Response(line: string): Uint8Array {
@@ -130,7 +100,7 @@ export function decodeBase64Response(line: string): Uint8Array {
  *
  * @example
  * ```ts
- * encodeBase64(new TextEncoder().encode("Username:")); // "VXNlcm5hbWU6"
+ * encodeBase64(new TextEncoder().encode("Username:")); // => "VXNlcm5hbWU6"
  * ```
  */
 export function encodeBase64(bytes: Uint8Array): string {

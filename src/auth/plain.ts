@@ -20,7 +20,8 @@ const NAME = "PLAIN";
  * ```ts
  * const exchange = PLAIN_MECHANISM.start("mx.example.com");
  * const step = exchange.next(new TextEncoder().encode("\0tim\0tanstaaf"));
- * // step.kind === "done"; step.credentials.authenticationId === "tim"
+ * step.kind; // => "done"
+ * step.kind === "done" && step.credentials.authenticationId; // => "tim"
  * ```
  */
 export const PLAIN_MECHANISM: SaslMechanism = {

@@ -56,6 +56,7 @@ export interface SaslExchange {
  *     }),
  *   }),
  * };
+ * anonymous.start("mx.example.com").next(new TextEncoder().encode("trace-id")).kind; // => "done"
  * ```
  */
 export interface SaslMechanism {

@@ -47,7 +47,8 @@ function parse(response: Uint8Array): { user: string; token: string } {
  * ```ts
  * const exchange = XOAUTH2_MECHANISM.start("mx.example.com");
  * const step = exchange.next(new TextEncoder().encode("user=tim@example.com\x01auth=Bearer ya29.abc\x01\x01"));
- * // step.kind === "done"; step.credentials.authentication === "ya29.abc"
+ * step.kind === "done" && step.credentials.authenticationId; // => "tim@example.com"
+ * step.kind === "done" && step.credentials.authentication; // => "ya29.abc"
  * ```
  */
 export const XOAUTH2_MECHANISM: SaslMechanism = {
