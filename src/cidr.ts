@@ -141,8 +141,8 @@ export function parseIpText(text: string): IpAddress | undefined {
  *
  * @example
  * ```ts
- * parseIp("::ffff:192.0.2.1"); // { family: "IPv4", bytes: Uint8Array [192, 0, 2, 1] }
- * parseIp("010.0.0.1"); // undefined
+ * parseIp("::ffff:192.0.2.1"); // => { family: "IPv4", bytes: new Uint8Array([192, 0, 2, 1]) }
+ * parseIp("010.0.0.1"); // => undefined
  * ```
  */
 export function parseIp(text: string): IpAddress | undefined {
@@ -195,8 +195,8 @@ export function formatIp(addr: IpAddress): string {
  *
  * @example
  * ```ts
- * normalizeIp("2001:DB8:0:0::1"); // "2001:db8::1"
- * normalizeIp("::ffff:192.0.2.1"); // "192.0.2.1"
+ * normalizeIp("2001:DB8:0:0::1"); // => "2001:db8::1"
+ * normalizeIp("::ffff:192.0.2.1"); // => "192.0.2.1"
  * ```
  */
 export function normalizeIp(text: string): string {
@@ -212,8 +212,8 @@ export function normalizeIp(text: string): string {
  *
  * @example
  * ```ts
- * clientKey("2001:db8:1:2:aaaa::5"); // "2001:db8:1:2::/64"
- * clientKey("::ffff:192.0.2.1"); // "192.0.2.1"
+ * clientKey("2001:db8:1:2:aaaa::5"); // => "2001:db8:1:2::/64"
+ * clientKey("::ffff:192.0.2.1"); // => "192.0.2.1"
  * ```
  */
 export function clientKey(ip: string): string {
@@ -285,9 +285,9 @@ function zeroHostBits(bytes: Uint8Array, prefix: number): void {
  * @example
  * ```ts
  * const trusted = new CidrList([...CidrList.LOOPBACK, "10.0.0.0/8"]);
- * trusted.contains("10.20.30.40"); // true
- * trusted.contains("::ffff:127.0.0.1"); // true
- * trusted.contains("192.0.2.1"); // false
+ * trusted.contains("10.20.30.40"); // => true
+ * trusted.contains("::ffff:127.0.0.1"); // => true
+ * trusted.contains("192.0.2.1"); // => false
  * ```
  */
 export class CidrList {

@@ -113,10 +113,21 @@ export class WindowCounter {
  *
  * @example
  * ```ts
- * const limits = new ClientLimits({ ...options }); // options: ResolvedOptions
- * const refusal = limits.admitConnection("192.0.2.1");
- * if (refusal) console.log(refusal.code, refusal.reason);
- * else limits.releaseConnection("192.0.2.1"); // when it ends
+ * import { CidrList } from "@midi/smtp-server";
+ *
+ * const limits = new ClientLimits({
+ *   maxConnectionsPerIp: 1,
+ *   maxConnectionRatePerIp: null,
+ *   maxMessageRatePerIp: null,
+ *   maxAuthFailuresPerIp: 3,
+ *   authLockoutTime: 300,
+ *   perIpLimitsExempt: new CidrList(CidrList.LOOPBACK),
+ * });
+ * limits.admitConnection("192.0.2.1"); // => undefined
+ * limits.admitConnection("192.0.2.1")?.reason; // => "maxConnectionsPerIp (1) reached"
+ * limits.admitConnection("127.0.0.1"); // => undefined
+ * limits.releaseConnection("192.0.2.1"); // when the admitted connection ends
+ * limits.openConnections("192.0.2.1"); // => 0
  * ```
  */
 export class ClientLimits {

@@ -104,9 +104,13 @@ export interface MessageContext {
  *
  * @example
  * ```ts
- * onMessageDataEvent(ctx) {
- *   console.log(ctx.envelope.from, ctx.envelope.to, ctx.message.bytesize);
- * }
+ * import type { MidiSmtpServerOptions } from "@midi/smtp-server";
+ *
+ * const options: MidiSmtpServerOptions = {
+ *   onMessageDataEvent(ctx) {
+ *     console.log(ctx.envelope.from, ctx.envelope.to, ctx.message.bytesize);
+ *   },
+ * };
  * ```
  */
 export interface SmtpdContext {

@@ -11,7 +11,12 @@
  *
  * @example
  * ```ts
- * throw new SmtpdException("550", "5.7.1", "Relaying denied", "relay attempt from 192.0.2.1");
+ * // Thrown from a hook, it answers the command with its reply.
+ * const err = new SmtpdException("550", "5.7.1", "Relaying denied", "relay attempt from 192.0.2.1");
+ * err.smtpdResult; // => "550 5.7.1 Relaying denied"
+ * err.message; // => "relay attempt from 192.0.2.1"
+ * // The class of the enhanced status code must match the reply code:
+ * new SmtpdException(550, "4.7.1", "Relaying denied"); // throws RangeError
  * ```
  */
 export class SmtpdException extends Error {

@@ -152,7 +152,7 @@ function crc32cUpdate(crc: number, bytes: Uint8Array): number {
  *
  * @example
  * ```ts
- * crc32c(new TextEncoder().encode("123456789")); // 0xe3069283
+ * crc32c(new TextEncoder().encode("123456789")); // => 0xe3069283
  * ```
  */
 export function crc32c(bytes: Uint8Array): number {
@@ -191,10 +191,10 @@ function fail(reason: string): never {
  * const bytes = new TextEncoder().encode("PROXY TCP4 192.0.2.10 198.51.100.5 56324 25\r\nEHLO a\r\n");
  * const result = parseProxyHeader(bytes);
  * if (result.status === "done") {
- *   result.header.sourceIp; // "192.0.2.10"
- *   bytes.subarray(result.consumed); // "EHLO a\r\n"
+ *   result.header.sourceIp; // => "192.0.2.10"
+ *   new TextDecoder().decode(bytes.subarray(result.consumed)); // => "EHLO a\r\n"
  * }
- * parseProxyHeader(bytes.subarray(0, 10)); // { status: "incomplete" }
+ * parseProxyHeader(bytes.subarray(0, 10)); // => { status: "incomplete" }
  * ```
  */
 export function parseProxyHeader(bytes: Uint8Array, maxV2Length = 4096): ProxyParseResult {
@@ -524,8 +524,10 @@ function addressBytes(ip: string | undefined, family: "IPv4" | "IPv6", name: str
  *
  * @example
  * ```ts
- * buildProxyHeaderV1({ command: "PROXY", family: "IPv4", sourceIp: "192.0.2.10", sourcePort: 56324,
- *   destIp: "198.51.100.5", destPort: 25 }); // "PROXY TCP4 192.0.2.10 198.51.100.5 56324 25\r\n"
+ * const header = buildProxyHeaderV1({
+ *   command: "PROXY", family: "IPv4", sourceIp: "192.0.2.10", sourcePort: 56324, destIp: "198.51.100.5", destPort: 25,
+ * });
+ * new TextDecoder().decode(header); // => "PROXY TCP4 192.0.2.10 198.51.100.5 56324 25\r\n"
  * ```
  */
 export function buildProxyHeaderV1(h: ProxyHeaderInit): Uint8Array {
@@ -584,9 +586,14 @@ function sslValue(ssl: ProxySslInfo): Uint8Array {
  *
  * @example
  * ```ts
- * buildProxyHeaderV2({ command: "LOCAL" }); // 16 bytes: signature, 0x20, 0x00, length 0
- * buildProxyHeaderV2({ command: "PROXY", family: "IPv6", sourceIp: "2001:db8::1", sourcePort: 40000,
- *   destIp: "2001:db8::25", destPort: 25 }, { authority: "mx.example.com", crc32c: true });
+ * const local = buildProxyHeaderV2({ command: "LOCAL" }); // the 12-byte signature, 0x20, 0x00, length 0
+ * local.length; // => 16
+ * local.subarray(12); // => new Uint8Array([0x20, 0x00, 0x00, 0x00])
+ * const proxied = buildProxyHeaderV2({
+ *   command: "PROXY", family: "IPv6", sourceIp: "2001:db8::1", sourcePort: 40000, destIp: "2001:db8::25", destPort: 25,
+ * }, { authority: "mx.example.com", crc32c: true });
+ * const parsed = parseProxyHeader(proxied);
+ * parsed.status === "done" && parsed.header.tlvs.authority; // => "mx.example.com"
  * ```
  */
 export function buildProxyHeaderV2(h: ProxyHeaderInit, tlvs: ProxyTlvsInit = {}): Uint8Array {

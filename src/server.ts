@@ -94,14 +94,15 @@ const ABORT_GRACE_MS = 5000;
  * import { MidiSmtpServer } from "@midi/smtp-server";
  *
  * const server = new MidiSmtpServer({
- *   ports: 2525,
+ *   ports: 0, // any free port; 25 or 587 for real
  *   hosts: "127.0.0.1",
  *   onMessageDataEvent(ctx) {
  *     console.log(`mail from ${ctx.envelope.from} to ${ctx.envelope.to.join(", ")}: ${ctx.message.bytesize} bytes`);
  *   },
  * });
  * await server.start();
- * console.log("listening on", server.addresses);
+ * console.log("listening on", server.addresses); // listening on [ "127.0.0.1:40123" ]
+ * await server.stop();
  * ```
  */
 export class MidiSmtpServer implements SmtpdHooks {

@@ -15,10 +15,14 @@ interface Waiter {
  *
  * @example
  * ```ts
- * const slots = new Slots(2);
- * if (await slots.acquire(30_000)) {
- *   try { await serve(); } finally { slots.release(); }
- * }
+ * const slots = new Slots(1);
+ * await slots.acquire(30_000); // => true
+ * const next = slots.acquire(30_000); // waits: the only slot is taken
+ * slots.waiting; // => 1
+ * slots.release(); // passes the slot straight on
+ * await next; // => true
+ * await slots.acquire(0); // => false
+ * slots.release();
  * ```
  */
 export class Slots {

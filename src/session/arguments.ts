@@ -220,9 +220,9 @@ const FORBIDDEN = /^(?:(?:GET|POST|HEAD|PUT|DELETE|OPTIONS|PATCH|TRACE|CONNECT|P
  *
  * @example
  * ```ts
- * forbiddenCommand("GET / HTTP/1.1"); // true
- * forbiddenCommand("Host: example.com"); // true
- * forbiddenCommand("MAIL FROM:<a@b.example>"); // false
+ * forbiddenCommand("GET / HTTP/1.1"); // => true
+ * forbiddenCommand("Host: example.com"); // => true
+ * forbiddenCommand("MAIL FROM:<a@b.example>"); // => false
  * ```
  */
 export function forbiddenCommand(line: string): boolean {

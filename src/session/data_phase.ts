@@ -25,11 +25,9 @@ const lenientUtf8 = new TextDecoder();
  *
  * @example
  * ```ts
- * import { DataPhase } from "./data_phase.ts";
- *
  * const phase = new DataPhase({ crlfMode: "CRLF_ENSURE", maxSize: 0, maxLineLength: 0 });
  * const { done } = phase.push(new TextEncoder().encode("Subject: hi\r\n\r\nbody\r\n.\r\n"));
- * console.log(done, phase.takeHeaders(), phase.size); // true "Subject: hi\r\n\r\n" 21
+ * console.log(done, phase.takeHeaders(), phase.size); // => true, "Subject: hi\r\n\r\n", 21
  * ```
  */
 export class DataPhase {

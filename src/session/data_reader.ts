@@ -83,8 +83,8 @@ export interface DataPushResult {
  * @example
  * ```ts
  * const r = new DataReader({ crlfMode: "CRLF_ENSURE", maxSize: 0, maxLineLength: 0 });
- * r.push(new TextEncoder().encode("Subject: x\r\n\r\n..hi\r\n.\r\nQUIT\r\n")); // { consumed: 24, done: true }
- * new TextDecoder().decode(r.take()); // "Subject: x\r\n\r\n.hi\r\n"
+ * r.push(new TextEncoder().encode("Subject: x\r\n\r\n..hi\r\n.\r\nQUIT\r\n")); // => { consumed: 23, done: true }
+ * new TextDecoder().decode(r.take()); // => "Subject: x\r\n\r\n.hi\r\n"
  * ```
  */
 export class DataReader {

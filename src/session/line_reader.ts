@@ -26,8 +26,9 @@ export type LineItem =
  * ```ts
  * const reader = new LineReader(512, 65536);
  * reader.push(new TextEncoder().encode("EHLO a\r\nNO"));
- * reader.next(); // { kind: "line", bytes: "EHLO a", crlf: true }
- * reader.next(); // undefined: "NO" waits for its LF
+ * reader.next(); // => { kind: "line", bytes: new TextEncoder().encode("EHLO a"), crlf: true }
+ * reader.next(); // => undefined
+ * // "NO" waits for its LF.
  * ```
  */
 export class LineReader {

@@ -37,8 +37,8 @@ const HOOK_REPLY_LINE = /^([2-5]\d\d)(?:[ -](.*))?$/;
  *
  * @example
  * ```ts
- * formatHookReply("250-first\n250 second"); // "250-first\r\n250 second\r\n"
- * formatHookReply("hello"); // undefined
+ * formatHookReply("250-first\n250 second"); // => "250-first\r\n250 second\r\n"
+ * formatHookReply("hello"); // => undefined
  * ```
  */
 export function formatHookReply(text: string): string | undefined {

@@ -257,7 +257,9 @@ function subjectAltNames(hosts: string[], altNames: string[]): string[] {
  * @example
  * ```ts
  * const { cert, key, fingerprint256 } = await generateSelfSignedCertificate({ hosts: ["127.0.0.1"] });
- * console.log(`certificate SHA-256 ${fingerprint256}`);
+ * console.log(`certificate SHA-256 ${fingerprint256}`); // certificate SHA-256 3B:1C:...
+ * certificateFingerprint(cert); // => fingerprint256
+ * key.startsWith("-----BEGIN PRIVATE KEY-----"); // => true
  * ```
  */
 export async function generateSelfSignedCertificate(
@@ -332,10 +334,16 @@ export interface TlsBaseOptions {
  *
  * @example
  * ```ts
+ * const defaultPair = await generateSelfSignedCertificate({ hosts: ["mx.example.net"], keyType: "ec" });
+ * const examplePair = await generateSelfSignedCertificate({ hosts: ["*.example.com"], keyType: "ec" });
  * const store = new TlsCertificateStore(defaultPair, { "*.example.com": examplePair });
- * const tls = store.toServerOptions({ minVersion: "TLSv1.2" });
- * // later, after renewing:
- * store.replace(await loadCertificateFiles("/etc/ssl/mail/combined.pem"));
+ * const tls = store.toServerOptions({ minVersion: "TLSv1.2" }); // for the transport: follows replace()
+ * store.select("mail.example.com") === examplePair; // => true
+ * store.select("mx.example.net") === defaultPair; // => true
+ * // Later, after renewing (from files: await loadCertificateFiles(certPath, keyPath)):
+ * const renewed = await generateSelfSignedCertificate({ hosts: ["mx.example.net"], keyType: "ec" });
+ * store.replace(renewed); // the SNI certificates stay
+ * tls.cert === renewed.cert; // => true
  * ```
  */
 export class TlsCertificateStore {
