@@ -194,6 +194,37 @@ describe("DenoConnection (scripted Deno.Conn)", () => {
     assert.equal(raw.closes, 1);
   });
 
+  it("a client gone before accept() (NotConnected) does not pause accepting", async () => {
+    // 20 clients that connected and left before accept(): with a 100 ms pause each (as for EMFILE)
+    // the next real client would wait 2 s; a stream of them stalled the listener.
+    let calls = 0;
+    const fakeListener = {
+      addr: { hostname: "127.0.0.1", port: 4242 },
+      accept(): Promise<FakeDenoConn> {
+        calls++;
+        if (calls <= 20) return Promise.reject(Object.assign(new Error("gone"), { name: "NotConnected" }));
+        if (calls === 21) return Promise.resolve(new FakeDenoConn());
+        return new Promise(() => {}); // no more clients
+      },
+      close() {},
+    };
+    const saved = Object.getOwnPropertyDescriptor(globalThis, "Deno");
+    let accepted!: Promise<number>;
+    const started = Date.now();
+    Object.defineProperty(globalThis, "Deno", { value: { listen: () => fakeListener }, configurable: true });
+    try {
+      accepted = new Promise((resolve) => {
+        denoTransport.listen({ hostname: "127.0.0.1", port: 0 }, () => resolve(Date.now() - started));
+      });
+    } finally {
+      if (saved) Object.defineProperty(globalThis, "Deno", saved);
+      else delete (globalThis as { Deno?: unknown }).Deno;
+    }
+    const took = await accepted;
+    assert.ok(calls >= 21);
+    assert.ok(took < 500, `the client behind 20 vanished ones waited ${took} ms`);
+  });
+
   it("cannot listen outside Deno", { skip: detectRuntime() === "deno" }, async () => {
     await assert.rejects(denoTransport.listen({ hostname: "127.0.0.1", port: 0 }, () => {}), /needs the Deno runtime/);
   });

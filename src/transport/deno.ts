@@ -58,6 +58,8 @@ const READ_SIZE = 64 * 1024;
 /** First and largest read buffer of a plain connection (see DenoConnection). */
 const MIN_READ_SIZE = 1024;
 const MAX_READ_SIZE = 64 * 1024;
+/** What `accept()` rejects with when the client left before it was accepted (Deno's error names). */
+const GONE_BEFORE_ACCEPT = new Set(["NotConnected", "ConnectionReset", "ConnectionAborted"]);
 /** Retry delay when `accept()` fails on a still-open listener (e.g. EMFILE). */
 const ACCEPT_RETRY_MS = 100;
 
@@ -267,9 +269,12 @@ class DenoTcpListener implements Listener {
         conn = await this.#listener.accept();
       } catch (err) {
         // A closed listener fails with BadResource (or Interrupted): stop.
-        // Otherwise (out of file descriptors...) wait a little and keep serving.
         const name = (err as Error | undefined)?.name;
         if (this.#closed || name === "BadResource" || name === "Interrupted") return;
+        // A client that closed or reset before we took its connection: take the next one at once.
+        // (Pausing here let a stream of connect-and-close clients stall accepting: a cheap DoS.)
+        if (GONE_BEFORE_ACCEPT.has(name ?? "")) continue;
+        // Anything else (out of file descriptors...): wait a little and keep serving.
         await new Promise((resolve) => setTimeout(resolve, ACCEPT_RETRY_MS));
         continue;
       }
