@@ -41,9 +41,8 @@
  * claims are only type-checked. A claim that the run never reaches (inside
  * an `if` that did not hold) fails the test.
  *
- * {@link PENDING} lists the examples that fail today in files other people
- * are reworking; they are `todo` (Node runs them and shows the failure, Deno
- * and Bun skip them) until fixed there.
+ * No example is exempt: one that does not type-check, or whose run or claims
+ * fail, fails its test (there is no `todo` or skip list).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -59,41 +58,6 @@ import { reached, resetClaims } from "./doc_examples_claims.ts";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DENO = join(ROOT, "node_modules", ".bin", "deno");
 const CLAIMS_URL = new URL("./doc_examples_claims.ts", import.meta.url).href;
-
-/**
- * Examples that fail today in files their owners are reworking (src/cli.ts,
- * src/dev_server/, src/transport/), by file and the start of a code line.
- * Remove an entry once its example passes.
- */
-const PENDING: ReadonlyArray<{ file: string; line: string; why: string }> = [
-  {
-    file: "src/dev_server/cli_error.ts",
-    line: "parseCliArgs(",
-    why: 'parseCliArgs is not imported (from "@midi/smtp-server/cli")',
-  },
-  {
-    file: "src/dev_server/config.ts",
-    line: "checkConfig(",
-    why: "DEFAULT_CONFIG is not imported; the throws claim must be on the statement's line",
-  },
-  { file: "src/dev_server/config.ts", line: "serverOptions(", why: "DEFAULT_CONFIG is not imported" },
-  { file: "src/dev_server/credentials.ts", line: "checkCredentials(", why: "credentials is not defined" },
-  { file: "src/dev_server/deadline.ts", line: "const startup = ", why: "maildir and server are not defined" },
-  { file: "src/dev_server/deadline.ts", line: "await settlesWithin(", why: "deliveries is not defined" },
-  { file: "src/dev_server/entry_point.ts", line: "if (isEntryPoint(", why: "runCli is not imported" },
-  {
-    file: "src/dev_server/flag_values.ts",
-    line: "oneOf(",
-    why: "TLS_MODES is not defined (not exported by the package)",
-  },
-  { file: "src/dev_server/run.ts", line: "const server = await runDevServer(", why: "DEFAULT_CONFIG is not imported" },
-  { file: "src/dev_server/startup_report.ts", line: "describeServer(", why: "config and server are not defined" },
-  { file: "src/dev_server/startup_report.ts", line: "authWarnings(", why: "DEFAULT_CONFIG is not imported" },
-];
-
-/** The {@link PENDING} entry of an example. */
-const pendingOf = (ex: Example): { file: string; line: string; why: string } | undefined =>
-  PENDING.find((p) => p.file === ex.file && ex.code.some((line) => line.trimStart().startsWith(p.line)));
 
 // ---------------------------------------------------------------------------
 // finding the examples
@@ -422,22 +386,15 @@ test("the examples are found, with closed fences", () => {
   assert.ok(examples.some((ex) => ex.file === "src/session/data_reader.ts"), "the DataReader example is missing");
 });
 
-const stalePending = PENDING.filter((p) => !examples.some((ex) => pendingOf(ex) === p));
-// A todo, not a failure: the files are being edited while this list waits for its update.
-test("every pending entry names an example", { todo: stalePending.length > 0 && "remove stale entries" }, () => {
-  assert.deepEqual(stalePending, [], "changed or gone: remove these from PENDING");
-});
-
 test("deno check reports only on the examples", async () => {
   const { unplaced } = await checked;
   assert.equal(unplaced, "", "deno check failed outside the examples");
 });
 
 for (const { ex, module, path } of modules) {
-  const pending = pendingOf(ex);
   const reason = notRunReason(ex.code);
   const name = `${nameOf(ex)}${reason ? ` (type-checked only: ${reason})` : ""}`;
-  test(name, pending ? { todo: pending.why } : {}, async () => {
+  test(name, async () => {
     assert.deepEqual(module.problems, [], "the example breaks the convention in this file's header");
     let failure: unknown;
     if (!reason) {
@@ -513,8 +470,7 @@ test("imports: package names, relative paths, the source file's own exports", ()
   );
 });
 
-// Last, and not left to scratchFolder's `after` hook alone: Deno runs no `after` hook in a file with ignored
-// (todo) tests, and the pending examples are todo.
+// Last, and not left to scratchFolder's `after` hook alone: the removal is checked.
 test("the scratch folder is removed", () => {
   scratch.remove();
   assert.ok(!existsSync(scratch.dir));

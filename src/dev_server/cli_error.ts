@@ -10,6 +10,8 @@
  *
  * @example
  * ```ts
+ * import { parseCliArgs } from "@midi/smtp-server/cli";
+ *
  * try {
  *   parseCliArgs(["--ports", "x"]);
  * } catch (err) {

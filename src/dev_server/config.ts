@@ -25,8 +25,9 @@ const AUTH_MECHANISM_NAMES: readonly string[] = DEFAULT_MECHANISMS.map((mechanis
  *
  * @example
  * ```ts
- * checkConfig({ ...DEFAULT_CONFIG, ports: "2525", tlsPorts: ["2525"] });
- * // throws CliError: port 2525 is given both in --ports and --tls-port
+ * import { DEFAULT_CONFIG } from "@midi/smtp-server/cli";
+ *
+ * checkConfig({ ...DEFAULT_CONFIG, ports: "2525", tlsPorts: ["2525"] }); // throws CliError: port 2525 is given both in --ports and --tls-port
  * ```
  */
 export function checkConfig(config: DevServerConfig): void {
@@ -113,7 +114,9 @@ function checkAuth(config: DevServerConfig): void {
  *
  * @example
  * ```ts
- * serverOptions({ ...DEFAULT_CONFIG, tlsPorts: ["465", "4650:4651"] }).tlsPorts; // "465,4650:4651"
+ * import { DEFAULT_CONFIG } from "@midi/smtp-server/cli";
+ *
+ * serverOptions({ ...DEFAULT_CONFIG, tlsPorts: ["465", "4650:4651"] }).tlsPorts; // => "465,4650:4651"
  * ```
  */
 export function serverOptions(config: DevServerConfig): MidiSmtpServerOptions {

@@ -15,8 +15,19 @@ import type { SaslCredentials } from "../auth/types.ts";
  *
  * @example
  * ```ts
+ * import type { SaslCredentials } from "@midi/smtp-server";
+ *
  * const passwords = new Map([["alice", "s3cret"]]);
- * checkCredentials(passwords, "", "alice", credentials); // true if they carry "s3cret"
+ * // What `onAuthEvent` is given for `AUTH PLAIN` from alice:
+ * const credentials: SaslCredentials = {
+ *   mechanism: "PLAIN",
+ *   authorizationId: "",
+ *   authenticationId: "alice",
+ *   authentication: "s3cret",
+ * };
+ * checkCredentials(passwords, "", "alice", credentials); // => true
+ * checkCredentials(passwords, "", "alice", { ...credentials, authentication: "guess" }); // => false
+ * checkCredentials(passwords, "bob", "alice", credentials); // => false
  * ```
  */
 export function checkCredentials(

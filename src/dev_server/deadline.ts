@@ -17,9 +17,14 @@ export class DeadlineError extends Error {
  *
  * @example
  * ```ts
+ * // not run: creates ./mail and listens on port 2525
+ * import { MidiSmtpServer } from "@midi/smtp-server";
+ * import { mkdir } from "node:fs/promises";
+ *
+ * const server = new MidiSmtpServer({ hosts: "127.0.0.1", ports: 2525 });
  * const startup = new Deadline(30, "start-up");
- * await startup.race("creating the Maildir ./mail", maildir.init());
- * await startup.race("starting to listen", server.start(), () => server.stop());
+ * await startup.race("creating the Maildir ./mail", mkdir("./mail/new", { recursive: true }));
+ * await startup.race("starting to listen", server.start(), () => void server.stop());
  * // past 30 s in all: DeadlineError "start-up did not finish within 30 s: still starting to listen"
  * ```
  */
@@ -64,7 +69,10 @@ export class Deadline {
  *
  * @example
  * ```ts
- * await settlesWithin(Promise.allSettled(deliveries), 30_000); // false if one is still running
+ * const done = Promise.resolve("new/1764324000.4242_9f86d081884c7d65.myhost");
+ * const stuck = new Promise<string>(() => {}); // e.g. a write to a dead network mount
+ * await settlesWithin(Promise.allSettled([done]), 100); // => true
+ * await settlesWithin(Promise.allSettled([done, stuck]), 100); // => false
  * ```
  */
 export async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {

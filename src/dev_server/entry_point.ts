@@ -22,6 +22,8 @@ export function programArgs(): string[] {
  *
  * @example
  * ```ts
+ * import { runCli } from "@midi/smtp-server/cli";
+ *
  * if (isEntryPoint(import.meta)) await runCli(programArgs());
  * ```
  */

@@ -14,7 +14,7 @@ import type { DevServerUser } from "./args.ts";
  *
  * @example
  * ```ts
- * integer("--max-size", "1048576", 0); // 1048576
+ * integer("--max-size", "1048576", 0); // => 1048576
  * integer("--max-size", "1e3", 0); // throws CliError: --max-size needs a whole number, got "1e3"
  * ```
  */
@@ -44,9 +44,9 @@ export const MAX_SECONDS = 2_147_483;
  *
  * @example
  * ```ts
- * seconds("--hook-timeout", "2.5"); // 2.5
- * seconds("--hook-timeout", "off", { off: true }); // null
- * seconds("--greeting-delay", "0", { zero: true }); // 0
+ * seconds("--hook-timeout", "2.5"); // => 2.5
+ * seconds("--hook-timeout", "off", { off: true }); // => null
+ * seconds("--greeting-delay", "0", { zero: true }); // => 0
  * ```
  */
 export function seconds(flag: string, value: string, allow: { zero?: boolean; off?: boolean } = {}): number | null {
@@ -72,7 +72,7 @@ export function secondsOrOff(flag: string, value: string | undefined, fallback: 
  *
  * @example
  * ```ts
- * oneOf("--tls-mode", "tls_optional", TLS_MODES, "TLS_FORBIDDEN"); // "TLS_OPTIONAL"
+ * oneOf("--tls-mode", "tls_optional", ["TLS_FORBIDDEN", "TLS_OPTIONAL", "TLS_REQUIRED"], "TLS_FORBIDDEN"); // => "TLS_OPTIONAL"
  * ```
  */
 export function oneOf<T extends string>(
@@ -103,7 +103,7 @@ export function cidrEntries(value: string): string[] {
  *
  * @example
  * ```ts
- * authUser("bob:pa:ss"); // { user: "bob", password: "pa:ss" }
+ * authUser("bob:pa:ss"); // => { user: "bob", password: "pa:ss" }
  * ```
  */
 export function authUser(value: string): DevServerUser {
@@ -130,7 +130,7 @@ export function authMechanismList(value: string): string[] {
  *
  * @example
  * ```ts
- * portList("--tls-port", "465:4650"); // [465, 4650]
+ * portList("--tls-port", "465:4650"); // => [465, 4650]
  * ```
  */
 export function portList(flag: string, value: string): number[] {

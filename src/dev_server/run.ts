@@ -55,6 +55,9 @@ const deliveries = new WeakMap<MidiSmtpServer, Set<Promise<unknown>>>();
  *
  * @example
  * ```ts
+ * // not run: creates /tmp/mail and listens on a free port
+ * import { DEFAULT_CONFIG } from "@midi/smtp-server/cli";
+ *
  * const server = await runDevServer({ ...DEFAULT_CONFIG, ports: "0", maildir: "/tmp/mail" });
  * console.log(server.addresses); // ["127.0.0.1:40123"]
  * await stopDevServer(server);

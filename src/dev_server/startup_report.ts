@@ -24,10 +24,25 @@ export interface DescribedServer {
  *
  * @example
  * ```ts
- * describeServer(config, server);
- * // ["TLS: STARTTLS required; implicit TLS on 127.0.0.1:4650",
- * //  "TLS: self-signed certificate, SHA-256 fingerprint 3B:1C:...",
- * //  "AUTH: required, over TLS only; mechanisms PLAIN LOGIN CRAM-MD5; users alice, bob"]
+ * import { DEFAULT_CONFIG, type DevServerConfig } from "@midi/smtp-server/cli";
+ *
+ * const config: DevServerConfig = {
+ *   ...DEFAULT_CONFIG,
+ *   tlsMode: "TLS_REQUIRED",
+ *   tlsPorts: ["4650"],
+ *   authMode: "AUTH_REQUIRED",
+ *   authUsers: [{ user: "alice", password: "a" }, { user: "bob", password: "b" }],
+ * };
+ * // What it reads of the started server (a `MidiSmtpServer` has all of it):
+ * const server: DescribedServer = {
+ *   tlsFingerprint: "3B:1C:...",
+ *   tlsAddresses: ["127.0.0.1:4650"],
+ *   options: { proxyTrustedSources: { entries: ["127.0.0.0/8", "::1/128"] } },
+ * };
+ * const [tls, certificate, auth] = describeServer(config, server);
+ * tls; // => "TLS: STARTTLS required; implicit TLS on 127.0.0.1:4650"
+ * certificate; // => "TLS: self-signed certificate, SHA-256 fingerprint 3B:1C:..."
+ * auth; // => "AUTH: required, over TLS only; mechanisms PLAIN LOGIN CRAM-MD5; users alice, bob"
  * ```
  */
 export function describeServer(config: DevServerConfig, server: DescribedServer): string[] {
@@ -66,6 +81,8 @@ export function describeServer(config: DevServerConfig, server: DescribedServer)
  *
  * @example
  * ```ts
+ * import { DEFAULT_CONFIG } from "@midi/smtp-server/cli";
+ *
  * authWarnings({ ...DEFAULT_CONFIG, authMode: "AUTH_OPTIONAL", authUsers: [{ user: "a", password: "b" }] });
  * // ["AUTH will not be offered: it is offered only over TLS, and TLS is off (--tls-mode TLS_FORBIDDEN); ..."]
  * ```
