@@ -7,6 +7,7 @@
 import type { Connection } from "./transport/types.ts";
 import { parseProxyHeader, type ProxyHeader, ProxyProtocolError } from "./proxy_protocol.ts";
 import { concatBytes } from "./bytes.ts";
+import type { Deadlines } from "./session/deadlines.ts";
 
 /** A header and the client bytes that came behind it in the same reads. */
 export interface ProxyHeaderRead {
@@ -22,24 +23,36 @@ export const MAX_PROXY_HEADER = 4096;
 /**
  * Reads until `conn` has sent a whole, valid header. Rejects with a
  * {@link ProxyProtocolError} when it is malformed, the client closes first,
- * or `timeoutMs` passes; the caller closes the connection then.
+ * or `timeoutMs` passes (then `conn` is closed); the caller closes the
+ * connection on any rejection. `deadlines` is the server's shared clock: a
+ * timer and a promise race per connection cost more than the header itself.
  */
-export async function readProxyHeader(conn: Connection, timeoutMs: number): Promise<ProxyHeaderRead> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<"timeout">((resolve) => timer = setTimeout(() => resolve("timeout"), timeoutMs));
+export async function readProxyHeader(
+  conn: Connection,
+  timeoutMs: number,
+  deadlines: Deadlines,
+): Promise<ProxyHeaderRead> {
+  let timedOut = false;
+  deadlines.set(conn, timeoutMs, () => {
+    timedOut = true;
+    conn.close(); // the pending read resolves null
+  });
   try {
-    let data: Uint8Array = new Uint8Array(0);
+    let data: Uint8Array | undefined;
     for (;;) {
-      const chunk = await Promise.race([conn.read(), timeout]);
-      if (chunk === "timeout") {
-        throw new ProxyProtocolError(`no complete PROXY header within ${timeoutMs / 1000} s`);
+      const chunk = await conn.read();
+      if (chunk === null) {
+        throw new ProxyProtocolError(
+          timedOut
+            ? `no complete PROXY header within ${timeoutMs / 1000} s`
+            : "connection closed before a complete PROXY header",
+        );
       }
-      if (chunk === null) throw new ProxyProtocolError("connection closed before a complete PROXY header");
-      data = data.length === 0 ? chunk : concatBytes([data, chunk]);
+      data = data === undefined ? chunk : concatBytes([data, chunk]);
       const result = parseProxyHeader(data, MAX_PROXY_HEADER);
       if (result.status === "done") return { header: result.header, rest: data.subarray(result.consumed) };
     }
   } finally {
-    clearTimeout(timer);
+    deadlines.remove(conn);
   }
 }

@@ -40,6 +40,7 @@ import type { ProxyInfo } from "./context.ts";
 import { ClientLimits, type Refusal, RefusalLog } from "./client_limits.ts";
 import { Slots } from "./slots.ts";
 import { readProxyHeader } from "./proxy_reader.ts";
+import { ProxyProtocolError } from "./proxy_protocol.ts";
 import { PrefixedConnection } from "./transport/prefixed.ts";
 
 /** Options of {@link MidiSmtpServer}: the server options plus any hook as a function. */
@@ -165,6 +166,7 @@ export class MidiSmtpServer implements SmtpdHooks {
         this.options.ioCmdTimeout,
         this.options.ioDataTimeout,
         this.options.overloadTimeout,
+        this.options.proxyExtension ? this.options.proxyTimeout : null,
       ])),
       hookDeadlines: new Deadlines(resolutionFor([this.options.hookTimeout])),
       limits: this.#limits,
@@ -460,11 +462,15 @@ export class MidiSmtpServer implements SmtpdHooks {
       return undefined;
     }
     try {
-      const { header, rest } = await readProxyHeader(raw, this.options.proxyTimeout * 1000);
+      const { header, rest } = await readProxyHeader(
+        raw,
+        this.options.proxyTimeout * 1000,
+        this.#sessionHost.deadlines,
+      );
       return { proxy: { ...header, proxyIp: peer.hostname, proxyPort: peer.port }, rest };
     } catch (err) {
       // A proxy's health check may connect and close without a header: not worth a warning.
-      const quiet = errorText(err).startsWith("connection closed");
+      const quiet = err instanceof ProxyProtocolError && err.reason.startsWith("connection closed");
       if (this.#state === "running") {
         this.log(null, quiet ? "info" : "warn", `no valid PROXY header from ${peer.hostname}: ${errorText(err)}`);
       }
