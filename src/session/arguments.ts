@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { SmtpdException } from "../exceptions.ts";
+import { Smtpd501Exception, Smtpd553Exception, type SmtpdException } from "../exceptions.ts";
 import type { EsmtpParamValue } from "../context.ts";
 
 /** A parsed MAIL FROM or RCPT TO argument. */
@@ -103,7 +103,9 @@ export function parsePathArgument(
   allowNull: boolean,
   utf8Allowed: boolean,
 ): PathArgument {
-  if (hasControl(args)) throw new SmtpdException(501, "5.5.2", "Syntax error: control characters are not allowed");
+  if (hasControl(args)) {
+    throw new Smtpd501Exception(undefined, "Syntax error: control characters are not allowed", "5.5.2");
+  }
   const prefix = keyword + ":";
   if (args.slice(0, prefix.length).toUpperCase() !== prefix) throw pathSyntaxError(keyword);
   // RFC 5321 has no space after the colon, but many clients send one; accept it.
@@ -133,21 +135,20 @@ export function parsePathArgument(
 }
 
 function pathSyntaxError(keyword: "FROM" | "TO"): SmtpdException {
-  return new SmtpdException(
-    501,
-    "5.5.4",
+  return new Smtpd501Exception(
+    undefined,
     `Syntax: ${keyword === "FROM" ? "MAIL FROM" : "RCPT TO"}:<address> [parameters]`,
   );
 }
 
 function badAddressError(keyword: "FROM" | "TO"): SmtpdException {
   const [code, what] = keyword === "FROM" ? ["5.1.7", "sender"] : ["5.1.3", "recipient"];
-  return new SmtpdException(501, code, `Bad ${what} address syntax`);
+  return new Smtpd501Exception(undefined, `Bad ${what} address syntax`, code);
 }
 
 /** The reply for a UTF-8 mailbox without SMTPUTF8 (RFC 6531 3.5). */
 export function nonAsciiRefused(): SmtpdException {
-  return new SmtpdException(553, "5.6.7", "Non-ASCII addresses require the SMTPUTF8 parameter");
+  return new Smtpd553Exception(undefined, "Non-ASCII addresses require the SMTPUTF8 parameter", "5.6.7");
 }
 
 /** Finds where to look for the closing `>`: after a quoted local part, which may contain one. */
@@ -169,9 +170,9 @@ export function parseParams(text: string): Record<string, EsmtpParamValue> {
     const key = (eq < 0 ? item : item.slice(0, eq)).toUpperCase();
     const value = eq < 0 ? true : item.slice(eq + 1);
     if (!PARAM_KEYWORD.test(key) || (value !== true && !PARAM_VALUE.test(value))) {
-      throw new SmtpdException(501, "5.5.4", `Syntax error in parameter "${item.replace(/[^\x20-\x7e]/g, "?")}"`);
+      throw new Smtpd501Exception(undefined, `Syntax error in parameter "${item.replace(/[^\x20-\x7e]/g, "?")}"`);
     }
-    if (key in params) throw new SmtpdException(501, "5.5.4", `Duplicate parameter ${key}`);
+    if (key in params) throw new Smtpd501Exception(undefined, `Duplicate parameter ${key}`);
     params[key] = value;
   }
   return params;

@@ -24,6 +24,8 @@ import {
 } from "../context.ts";
 import {
   Smtpd421Exception,
+  Smtpd451Exception,
+  Smtpd454Exception,
   Smtpd500CrLfSequenceException,
   Smtpd500Exception,
   Smtpd500PipeliningException,
@@ -34,6 +36,7 @@ import {
   Smtpd530Exception,
   Smtpd538Exception,
   Smtpd552Exception,
+  Smtpd554Exception,
   SmtpdException,
   Tls530Exception,
 } from "../exceptions.ts";
@@ -412,7 +415,7 @@ export class Session {
     if (talkedFirst) {
       this.#host.log(this.ctx, "info", "client sent data before the greeting: refused");
       return this.#refuseClient(
-        new SmtpdException(554, "5.5.0", "Protocol error: data sent before the greeting, closing connection"),
+        new Smtpd554Exception(undefined, "Protocol error: data sent before the greeting, closing connection", "5.5.0"),
       );
     }
     this.#out += `220 ${oneLine(server.localResponse)}\r\n`;
@@ -921,7 +924,7 @@ export class Session {
 
   #temporaryAuthFailure(err: unknown): SmtpdException {
     this.#host.log(this.ctx, "error", `onAuthEvent failed: ${errorText(err)}`, err);
-    return new SmtpdException(454, "4.7.0", "Temporary authentication failure");
+    return new Smtpd454Exception();
   }
 
   // ---- DATA --------------------------------------------------------------------------------
@@ -1038,8 +1041,8 @@ export class Session {
   #localError(err: unknown, beforeGreeting = false): SmtpdException {
     this.#host.log(this.ctx, "error", `hook failed: ${errorText(err)}`, err);
     return beforeGreeting
-      ? new SmtpdException(421, "4.3.0", "Local error in processing, closing transmission channel", errorText(err))
-      : new SmtpdException(451, "4.3.0", "Requested action aborted: local error in processing", errorText(err));
+      ? new Smtpd421Exception(errorText(err), "Local error in processing, closing transmission channel", "4.3.0")
+      : new Smtpd451Exception(errorText(err));
   }
 
   #noteError(err: SmtpdException | Error): void {
