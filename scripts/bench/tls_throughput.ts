@@ -16,8 +16,10 @@
  *   the client side is identical for every server runtime) running `--sessions`
  *   concurrent SMTP sessions that together send `--messages` messages of
  *   `--size` bytes, with PIPELINING (MAIL, RCPT, DATA in one write), over
- *   STARTTLS, implicit TLS or plaintext; every reply code is checked and the
- *   server certificate is verified against the generated one;
+ *   STARTTLS, implicit TLS or plaintext: the load generator's engine
+ *   (lib/client.ts) with its connections opened by lib/tls.ts; every reply
+ *   code is checked and the server certificate is verified against the
+ *   generated one;
  * - reports MB/s (payload, 10^6 bytes/s), messages/s, server CPU seconds
  *   (utime + stime of /proc/PID/stat, all threads) and peak RSS (VmHWM, reset
  *   through /proc/PID/clear_refs before each round), the median of the rounds,
@@ -30,34 +32,41 @@
  * (its CPU seconds are logged per round on stderr).
  *
  * Output: progress on stderr, the machine and one markdown table (mode x
- * runtime) on stdout. Exit code 1 if any round failed.
+ * runtime) on stdout. Exit code 1 if any round failed, 2 on bad usage.
  *
  * @module
  */
 import process from "node:process";
-import { Buffer } from "node:buffer";
-import { execFileSync, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import * as net from "node:net";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import { dirname, join } from "node:path";
-import * as tls from "node:tls";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { intOption, listOption, UsageError } from "./lib/args.ts";
+import { describeMachine, type Machine } from "./lib/machine.ts";
+import { cpuSeconds, peakRssBytes, resetPeakRss } from "./lib/proc.ts";
+import { start } from "./lib/spawn.ts";
+import { spread } from "./lib/stats.ts";
+import { type Runtime, RUNTIMES, scriptCommand, type Toolchain } from "./lib/targets.ts";
+import { type KeyType, makeCertificate, tlsConnector, type TlsMode } from "./lib/tls.ts";
+import { measure as runLoad } from "./loadgen.ts";
 
 const SELF = fileURLToPath(import.meta.url);
 const REPO = join(dirname(SELF), "..", "..");
 const TARGET = join(REPO, "scripts", "bench", "tls_target.ts");
 const HOST = "127.0.0.1";
+const TOOLS: Toolchain = {
+  repo: REPO,
+  deno: join(REPO, "node_modules", ".bin", "deno"),
+  bun: join(REPO, "node_modules", ".bin", "bun"),
+  node: "node",
+};
 
 /** How the client reaches TLS (or not). */
-type Mode = "starttls" | "implicit" | "plain";
-/** A runtime the target runs on. */
-type Runtime = "deno" | "bun" | "node";
+type Mode = TlsMode | "plain";
 
 const MODES: readonly Mode[] = ["starttls", "implicit", "plain"];
-const RUNTIMES: readonly Runtime[] = ["deno", "bun", "node"];
 const MODE_LABEL: Record<Mode, string> = { starttls: "STARTTLS", implicit: "implicit TLS", plain: "plaintext" };
 
 /** What one client process is asked to do (passed as JSON on its command line). */
@@ -86,331 +95,48 @@ interface ClientResult {
   readonly tls?: string;
 }
 
-/** Clock ticks per second of /proc times (`getconf CLK_TCK`; 100 on every usual Linux). */
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/** Busy CPU seconds of the whole machine since boot (all but idle and iowait in /proc/stat); `undefined` off Linux. */
-function machineBusySeconds(): number | undefined {
-  try {
-    const [user, nice, system, , , irq, softirq, steal] = readFileSync("/proc/stat", "latin1").split("\n")[0]
-      .trim().split(/\s+/).slice(1).map(Number);
-    return (user + nice + system + irq + softirq + steal) / CLK_TCK;
-  } catch {
-    return undefined;
-  }
-}
-
-// ---------------------------------------------------------------------------
-// client side: runs in a Node child process
-
-/** One SMTP reply: its code and all its lines. */
-interface Reply {
-  readonly code: number;
-  readonly lines: readonly string[];
-}
-
-/**
- * Reads SMTP replies off a socket. Replies are tiny next to the messages, so
- * a latin1 string buffer is simpler than scanning bytes and costs nothing.
- */
-class ReplyReader {
-  #buffer = "";
-  #lines: string[] = [];
-  #replies: Reply[] = [];
-  #waiting: { resolve: (r: Reply) => void; reject: (e: Error) => void } | undefined;
-  #failure: Error | undefined;
-  readonly #socket: net.Socket;
-  readonly #onData = (chunk: Buffer) => this.#parse(chunk.toString("latin1"));
-  readonly #onError = (err: Error) => this.#fail(err);
-  readonly #onClose = () => this.#fail(new Error("connection closed by the server"));
-
-  constructor(socket: net.Socket) {
-    this.#socket = socket;
-    socket.on("data", this.#onData).on("error", this.#onError).on("close", this.#onClose);
-  }
-
-  /** Stops reading (before STARTTLS hands the socket to TLS). */
-  detach(): void {
-    this.#socket.off("data", this.#onData).off("error", this.#onError).off("close", this.#onClose);
-    if (this.#buffer !== "" || this.#replies.length > 0) throw new Error("server sent data after the STARTTLS 220");
-  }
-
-  /** The next reply, which must have code `code`; `what` names it in the error. */
-  async expect(code: number, what: string): Promise<Reply> {
-    const reply = await this.#next();
-    if (reply.code !== code) {
-      throw new Error(`${what}: expected ${code}, got ${JSON.stringify(reply.lines.join(" | "))}`);
-    }
-    return reply;
-  }
-
-  #next(): Promise<Reply> {
-    const ready = this.#replies.shift();
-    if (ready) return Promise.resolve(ready);
-    if (this.#failure) return Promise.reject(this.#failure);
-    return new Promise((resolve, reject) => this.#waiting = { resolve, reject });
-  }
-
-  #parse(text: string): void {
-    this.#buffer += text;
-    let end: number;
-    while ((end = this.#buffer.indexOf("\r\n")) >= 0) {
-      const line = this.#buffer.slice(0, end);
-      this.#buffer = this.#buffer.slice(end + 2);
-      this.#lines.push(line);
-      // "250-..." continues a reply, "250 ..." (or a bare "250") ends it.
-      if (line.length > 3 && line[3] === "-") continue;
-      const reply = { code: Number(line.slice(0, 3)), lines: this.#lines };
-      this.#lines = [];
-      const waiting = this.#waiting;
-      this.#waiting = undefined;
-      if (waiting) waiting.resolve(reply);
-      else this.#replies.push(reply);
-    }
-  }
-
-  #fail(err: Error): void {
-    this.#failure ??= err;
-    const waiting = this.#waiting;
-    this.#waiting = undefined;
-    waiting?.reject(err);
-  }
-}
-
-/**
- * The message, exactly `size` bytes: headers and a base64-looking body in
- * 76-byte CRLF lines (no line starts with a dot, so nothing needs stuffing),
- * then the `.` line. Built once; every message is the same bytes, so the
- * client spends its CPU on the socket, not on making mail.
- */
-function buildMessage(size: number): Buffer {
-  const headers = "From: <bench@client.test>\r\nTo: <sink@server.test>\r\nSubject: TLS throughput\r\n" +
-    "MIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n";
-  const filler = randomBytes(size).toString("base64");
-  const lines: string[] = [];
-  let left = size - headers.length;
-  let at = 0;
-  while (left > 0) {
-    // 74 characters + CRLF; the last line takes what is left, and the one before it leaves at least "x\r\n".
-    const length = left <= 76 ? left - 2 : left - 76 < 3 ? left - 5 : 74;
-    lines.push(filler.slice(at, at + length) + "\r\n");
-    at += length;
-    left -= length + 2;
-  }
-  const message = Buffer.from(headers + lines.join("") + ".\r\n", "latin1");
-  if (message.length !== size + 3) throw new Error(`built a message of ${message.length - 3} bytes, not ${size}`);
-  return message;
-}
-
-/** Opens a TLS connection on `socket` (STARTTLS) or to the port (implicit), verifying the server certificate. */
-function connectTls(job: ClientJob, ca: string, socket?: net.Socket): tls.TLSSocket {
-  // `host` (an IP, so no SNI is sent) is what the certificate's subjectAltName IP:127.0.0.1 is checked against.
-  const options: tls.ConnectionOptions = { host: HOST, ca, rejectUnauthorized: true };
-  return socket ? tls.connect({ ...options, socket }) : tls.connect({ ...options, port: job.port });
-}
-
-/** One SMTP session that sends `count` messages; returns the negotiated TLS protocol and cipher, if any. */
-async function clientSession(job: ClientJob, ca: string, count: number, message: Buffer): Promise<string | undefined> {
-  let socket: net.Socket = job.mode === "implicit" ? connectTls(job, ca) : net.connect({ host: HOST, port: job.port });
-  socket.setNoDelay(true);
-  let reader = new ReplyReader(socket);
-  await reader.expect(220, "greeting");
-  socket.write("EHLO client.test\r\n");
-  let ehlo = await reader.expect(250, "EHLO");
-  if (job.mode === "starttls") {
-    if (!ehlo.lines.some((l) => /^250[ -]STARTTLS$/i.test(l))) throw new Error("STARTTLS is not advertised");
-    socket.write("STARTTLS\r\n");
-    await reader.expect(220, "STARTTLS");
-    reader.detach();
-    socket = connectTls(job, ca, socket);
-    reader = new ReplyReader(socket);
-    await new Promise<void>((resolve, reject) => socket.once("secureConnect", resolve).once("error", reject));
-    // RFC 3207: the session starts over after the handshake.
-    socket.write("EHLO client.test\r\n");
-    ehlo = await reader.expect(250, "EHLO after STARTTLS");
-  }
-  if (!ehlo.lines.some((l) => /^250[ -]PIPELINING$/i.test(l))) throw new Error("PIPELINING is not advertised");
-  const group = "MAIL FROM:<bench@client.test>\r\nRCPT TO:<sink@server.test>\r\nDATA\r\n";
-  for (let i = 0; i < count; i++) {
-    socket.write(group);
-    await reader.expect(250, "MAIL FROM");
-    await reader.expect(250, "RCPT TO");
-    await reader.expect(354, "DATA");
-    // One write: Node buffers what the kernel does not take yet; the 250 comes only after the last byte anyway.
-    socket.write(message);
-    await reader.expect(250, `end of message ${i + 1}`);
-  }
-  socket.write("QUIT\r\n");
-  await reader.expect(221, "QUIT");
-  const tlsInfo = socket instanceof tls.TLSSocket
-    ? `${socket.getProtocol()} ${socket.getCipher().standardName}`
-    : undefined;
-  socket.end();
-  return tlsInfo;
-}
-
-/** Runs one round: every session at once, timed from the first connect to the last `221`. */
+/** Runs one round in this (Node) process; throws unless every message went through. */
 async function runClient(job: ClientJob): Promise<ClientResult> {
-  const ca = readFileSync(job.caPath, "utf8");
-  const message = buildMessage(job.size);
-  // Messages spread as evenly as they go; sessions left with none are not opened.
-  const counts = Array.from(
-    { length: job.sessions },
-    (_, i) => Math.floor(job.messages / job.sessions) + (i < job.messages % job.sessions ? 1 : 0),
-  ).filter((n) => n > 0);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`round not done after ${job.timeoutMs} ms`)), job.timeoutMs);
-  });
-  const cpu0 = process.cpuUsage();
-  const machine0 = machineBusySeconds();
-  const t0 = performance.now();
-  const tlsInfos = await Promise.race([
-    Promise.all(counts.map((n) => clientSession(job, ca, n, message))),
-    timeout,
-  ]).finally(() => clearTimeout(timer));
-  const seconds = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  const machine1 = machineBusySeconds();
-  return {
-    seconds,
+  let negotiated: string | undefined;
+  const connect = job.mode === "plain"
+    ? undefined
+    : tlsConnector(job.mode, readFileSync(job.caPath, "utf8"), (info) => negotiated ??= info, "client.test");
+  const r = await runLoad({
+    host: HOST,
+    port: job.port,
+    sessions: job.sessions,
     messages: job.messages,
-    payloadBytes: job.messages * job.size,
-    clientCpu: (cpu.user + cpu.system) / 1e6,
-    machineCpu: machine0 === undefined || machine1 === undefined ? undefined : machine1 - machine0,
-    tls: tlsInfos[0],
-  };
-}
-
-// ---------------------------------------------------------------------------
-// orchestrator side
-
-/** CPU seconds (user + system, all threads) process `pid` has used so far. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
-  // The command name (field 2) may hold spaces: count fields after its closing parenthesis (utime, stime are 14, 15).
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
-
-/** Peak resident memory (VmHWM) of `pid`, bytes. */
-function peakRss(pid: number): number {
-  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "latin1"));
-  if (!m) throw new Error(`no VmHWM in /proc/${pid}/status`);
-  return Number(m[1]) * 1024;
-}
-
-/** Resets VmHWM to the current RSS, so each round's peak is its own; false if the kernel refuses. */
-function resetPeakRss(pid: number): boolean {
-  try {
-    writeFileSync(`/proc/${pid}/clear_refs`, "5");
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** A child process with its output collected (the last 16 KiB of each stream, for error messages). */
-interface Child {
-  readonly pid: number;
-  readonly exited: Promise<number>;
-  stdout(): string;
-  stderr(): string;
-  /** Resolves with the first stdout line starting with `prefix`; rejects on exit or after `timeoutMs`. */
-  line(prefix: string, timeoutMs: number): Promise<string>;
-  /** SIGTERM, then SIGKILL after 3 s; resolves once it has exited. */
-  stop(): Promise<void>;
-}
-
-function startChild(command: string, args: readonly string[]): Child {
-  const proc = spawn(command, args, { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  let wake: () => void = () => {};
-  proc.stdout!.on("data", (chunk: Buffer) => {
-    out = (out + chunk.toString("utf8")).slice(-16384);
-    wake();
+    perConnection: 0,
+    size: job.size,
+    recipients: 1,
+    pipelining: true,
+    timeoutMs: job.timeoutMs,
+    ...(connect ? { connect } : {}),
   });
-  proc.stderr!.on("data", (chunk: Buffer) => err = (err + chunk.toString("utf8")).slice(-16384));
-  let done = false;
-  const exited = new Promise<number>((resolve) => {
-    proc.on("error", (e) => {
-      err += `\nspawn ${command} failed: ${e.message}`;
-      done = true;
-      resolve(-1);
-      wake();
-    });
-    // 'close' rather than 'exit': by then stdout and stderr are read to the end.
-    proc.on("close", (code) => {
-      done = true;
-      resolve(code ?? -1);
-      wake();
-    });
-  });
+  const first = r.firstFailure ? ` (first failure: ${r.firstFailure})` : "";
+  if (r.timedOut) throw new Error(`round not done after ${job.timeoutMs} ms${first}`);
+  if (r.failures > 0) throw new Error(`${r.failures} failure(s)${first}`);
+  if (r.pipeliningUnavailable > 0) throw new Error("PIPELINING is not advertised");
   return {
-    pid: proc.pid ?? -1,
-    exited,
-    stdout: () => out,
-    stderr: () => err,
-    line(prefix, timeoutMs) {
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          wake = () => {};
-          reject(new Error(`no "${prefix}" line after ${timeoutMs} ms`));
-        }, timeoutMs);
-        wake = () => {
-          const found = out.split("\n").find((l, i, all) => l.startsWith(prefix) && i < all.length - 1);
-          if (found === undefined && !done) return;
-          clearTimeout(timer);
-          wake = () => {};
-          if (found !== undefined) resolve(found);
-          else reject(new Error(`exited before printing "${prefix}"`));
-        };
-        wake();
-      });
-    },
-    async stop() {
-      if (done) return;
-      proc.kill("SIGTERM");
-      const kill = setTimeout(() => proc.kill("SIGKILL"), 3000);
-      await exited;
-      clearTimeout(kill);
-    },
+    seconds: r.elapsedMs / 1000,
+    messages: r.okMessages,
+    payloadBytes: r.payloadBytes,
+    clientCpu: r.genCpuSec,
+    machineCpu: Number.isFinite(r.machineBusySec) ? r.machineBusySec : undefined,
+    tls: negotiated,
   };
 }
 
-/** The command line that runs `script` on `runtime`. */
-function command(runtime: Runtime, script: string, args: readonly string[]): [string, string[]] {
-  switch (runtime) {
-    case "deno":
-      return [join(REPO, "node_modules", ".bin", "deno"), ["run", "-A", script, ...args]];
-    case "bun":
-      return [join(REPO, "node_modules", ".bin", "bun"), [script, ...args]];
-    case "node":
-      // `--import tsx` compiles in-process, so the child's pid is the server's own (the tsx CLI would fork).
-      return ["node", ["--import", "tsx", script, ...args]];
-  }
-}
-
-/** Runs one client process (Node) against `job`; rejects with its stderr when it fails. */
+/** Runs one client process (Node) against `job`; rejects with its last stderr line when it fails. */
 async function round(job: ClientJob): Promise<ClientResult> {
-  const [cmd, args] = command("node", SELF, ["--client", JSON.stringify(job)]);
-  const client = startChild(cmd, args);
+  const { command, args } = scriptCommand(TOOLS, "node", SELF, ["--client", JSON.stringify(job)]);
+  const client = start(command, args, REPO);
   try {
     // The client enforces job.timeoutMs itself; the extra 30 s cover its start-up and a client that hangs anyway.
-    const line = await client.line("RESULT ", job.timeoutMs + 30_000);
+    const line = await client.waitForLine("RESULT ", job.timeoutMs + 30_000);
     return JSON.parse(line.slice("RESULT ".length)) as ClientResult;
   } catch (err) {
-    await client.exited.catch(() => {});
-    throw new Error(
-      `client failed (${(err as Error).message}): ${client.stderr().trim().split("\n").pop()}`,
-    );
+    throw new Error(`client failed: ${client.stderr().trim().split("\n").pop() || (err as Error).message}`);
   } finally {
     await client.stop();
   }
@@ -436,12 +162,6 @@ type Cell = {
   readonly error: string;
 };
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 interface Config {
   readonly sessions: number;
   readonly messages: number;
@@ -450,7 +170,7 @@ interface Config {
   readonly warmup: number;
   readonly runtimes: readonly Runtime[];
   readonly modes: readonly Mode[];
-  readonly keyType: "ec" | "rsa";
+  readonly keyType: KeyType;
   readonly timeoutMs: number;
 }
 
@@ -460,12 +180,13 @@ function log(text: string): void {
 
 /** Measures one runtime in one mode, on a fresh server so that no mode inherits another's heap. */
 async function measure(config: Config, runtime: Runtime, mode: Mode, certPath: string, keyPath: string): Promise<Cell> {
-  const [cmd, args] = command(runtime, TARGET, ["--cert", certPath, "--key", keyPath]);
-  const server = startChild(cmd, args);
+  const { command, args } = scriptCommand(TOOLS, runtime, TARGET, ["--cert", certPath, "--key", keyPath]);
+  const server = start(command, args, REPO);
+  const pid = server.process.pid!;
   try {
     // Generous: the first start of a runtime may compile or cache (tsx, Deno's module graph).
-    const ready = await server.line("READY ", 60_000).catch((err: Error) => {
-      throw new Error(`${runtime} target did not start (${err.message}): ${server.stderr().trim().slice(-500)}`);
+    const ready = await server.waitForLine("READY ", 60_000).catch((err: Error) => {
+      throw new Error(`${runtime} target did not start (${err.message})`);
     });
     const [plainPort, tlsPort] = ready.split(" ").slice(1).map(Number);
     const job = (messages: number): ClientJob => ({
@@ -482,15 +203,15 @@ async function measure(config: Config, runtime: Runtime, mode: Mode, certPath: s
     let tlsInfo: string | undefined;
     const otherCores: number[] = [];
     for (let run = 1; run <= config.runs; run++) {
-      const resetOk = resetPeakRss(server.pid);
-      const cpu0 = cpuSeconds(server.pid);
+      const resetOk = resetPeakRss(pid);
+      const cpu0 = cpuSeconds(pid);
       const result = await round(job(config.messages));
-      const serverCpu = cpuSeconds(server.pid) - cpu0;
+      const serverCpu = cpuSeconds(pid) - cpu0;
       const sample = {
         mbps: result.payloadBytes / result.seconds / 1e6,
         msgps: result.messages / result.seconds,
         serverCpu,
-        peakRss: peakRss(server.pid),
+        peakRss: peakRssBytes(pid),
       };
       samples.push(sample);
       tlsInfo ??= result.tls;
@@ -509,15 +230,16 @@ async function measure(config: Config, runtime: Runtime, mode: Mode, certPath: s
           }`,
       );
     }
+    const median = (metric: keyof Sample) => spread(samples.map((s) => s[metric])).median;
     return {
       ok: true,
       tls: tlsInfo,
       otherCores,
       median: {
-        mbps: median(samples.map((s) => s.mbps)),
-        msgps: median(samples.map((s) => s.msgps)),
-        serverCpu: median(samples.map((s) => s.serverCpu)),
-        peakRss: median(samples.map((s) => s.peakRss)),
+        mbps: median("mbps"),
+        msgps: median("msgps"),
+        serverCpu: median("serverCpu"),
+        peakRss: median("peakRss"),
       },
     };
   } catch (err) {
@@ -529,66 +251,22 @@ async function measure(config: Config, runtime: Runtime, mode: Mode, certPath: s
   }
 }
 
-/** Makes the self-signed certificate the servers present and the client trusts; returns [cert, key] paths. */
-function makeCertificate(dir: string, keyType: "ec" | "rsa"): [string, string] {
-  const certPath = join(dir, "cert.pem");
-  const keyPath = join(dir, "key.pem");
-  const newkey = keyType === "ec" ? ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] : ["-newkey", "rsa:2048"];
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      ...newkey,
-      "-nodes",
-      "-keyout",
-      keyPath,
-      "-out",
-      certPath,
-      "-days",
-      "2",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      `subjectAltName=IP:${HOST},DNS:localhost`,
-    ],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  return [certPath, keyPath];
-}
-
-function version(runtime: Runtime): string {
-  const [cmd] = command(runtime, "", []);
+/** `OpenSSL 3.0.19`, the openssl CLI that made the certificate. */
+function opensslVersion(): string {
   try {
-    const out = execFileSync(cmd, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-    return out.trim().split("\n")[0].replace(/^deno\s+/, "").replace(/\s*\(.*\)$/, "");
+    return execFileSync("openssl", ["version"], { encoding: "utf8" }).trim().split(" ").slice(0, 2).join(" ");
   } catch {
-    return "n/a";
+    return "openssl n/a";
   }
 }
 
-function machineLines(config: Config): string[] {
-  let cpuModel = os.cpus()[0]?.model ?? "unknown";
-  try {
-    cpuModel = /^model name\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? cpuModel;
-  } catch {
-    // not Linux: keep what os.cpus() says
-  }
-  const versions = config.runtimes.map((r) => `${r} ${version(r)}`).join(", ");
-  const openssl = (() => {
-    try {
-      return execFileSync("openssl", ["version"], { encoding: "utf8" }).trim().split(" ").slice(0, 2).join(" ");
-    } catch {
-      return "openssl n/a";
-    }
-  })();
+function machineLines(config: Config, machine: Machine): string[] {
+  const versions = config.runtimes.map((r) => `${r} ${machine.versions[r]}`).join(", ");
   return [
-    `Machine: ${os.cpus().length} CPUs (${cpuModel}), ${
-      (os.totalmem() / 2 ** 30).toFixed(1)
-    } GiB, Linux ${os.release()}`,
-    `Runtimes: ${versions}; client: Node ${version("node")}; certificate: ${
+    `Machine: ${machine.cpus} CPUs (${machine.cpuModel}), ${machine.memoryGiB.toFixed(1)} GiB, Linux ${machine.kernel}`,
+    `Runtimes: ${versions}; client: Node ${machine.versions.node}; certificate: ${
       config.keyType === "ec" ? "EC P-256" : "RSA 2048"
-    } (${openssl})`,
+    } (${opensslVersion()})`,
     `Load: ${config.sessions} concurrent sessions, ${config.messages} messages of ${config.size} bytes per round ` +
     `(PIPELINING), ${config.warmup} warm-up messages, median of ${config.runs} round${config.runs === 1 ? "" : "s"}`,
   ];
@@ -626,22 +304,6 @@ const HELP = `Usage: deno run -A scripts/bench/tls_throughput.ts [options]
   --quick          a fast smoke run: 20 messages, 1 round
 `;
 
-function listOption<T extends string>(value: string | undefined, all: readonly T[], name: string): readonly T[] {
-  if (value === undefined) return all;
-  const items = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
-  for (const item of items) {
-    if (!all.includes(item as T)) throw new Error(`--${name}: unknown "${item}" (one of ${all.join(", ")})`);
-  }
-  return items as T[];
-}
-
-function intOption(value: string | undefined, fallback: number, name: string, min: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got "${value}"`);
-  return n;
-}
-
 function parseConfig(argv: string[]): Config | undefined {
   const { values } = parseArgs({
     args: argv,
@@ -662,19 +324,19 @@ function parseConfig(argv: string[]): Config | undefined {
   });
   if (values.help) return undefined;
   const keyType = values["key-type"] ?? "ec";
-  if (keyType !== "ec" && keyType !== "rsa") throw new Error(`--key-type must be ec or rsa, got "${keyType}"`);
-  const sessions = intOption(values.sessions, 10, "sessions", 1);
+  if (keyType !== "ec" && keyType !== "rsa") throw new UsageError(`--key-type must be ec or rsa, got "${keyType}"`);
+  const sessions = intOption("sessions", values.sessions, 10, 1);
   return {
     sessions,
-    messages: intOption(values.messages, values.quick ? 20 : 100, "messages", 1),
+    messages: intOption("messages", values.messages, values.quick ? 20 : 100, 1),
     // Room for the headers and at least one body line.
-    size: intOption(values.size, 1048576, "size", 1024),
-    runs: intOption(values.runs, values.quick ? 1 : 3, "runs", 1),
-    warmup: intOption(values.warmup, sessions, "warmup", 0),
-    runtimes: listOption(values.runtimes, RUNTIMES, "runtimes"),
-    modes: listOption(values.modes, MODES, "modes"),
+    size: intOption("size", values.size, 1048576, 1024),
+    runs: intOption("runs", values.runs, values.quick ? 1 : 3, 1),
+    warmup: intOption("warmup", values.warmup, sessions, 0),
+    runtimes: listOption("runtimes", values.runtimes, RUNTIMES),
+    modes: listOption("modes", values.modes, MODES),
     keyType,
-    timeoutMs: intOption(values.timeout, 120, "timeout", 1) * 1000,
+    timeoutMs: intOption("timeout", values.timeout, 120, 1) * 1000,
   };
 }
 
@@ -691,7 +353,13 @@ async function main(): Promise<number> {
       return 1;
     }
   }
-  const config = parseConfig(argv);
+  let config: Config | undefined;
+  try {
+    config = parseConfig(argv);
+  } catch (err) {
+    process.stderr.write(`tls_throughput: ${(err as Error).message}\n${HELP}`);
+    return 2;
+  }
   if (!config) {
     process.stdout.write(HELP);
     return 0;
@@ -699,7 +367,7 @@ async function main(): Promise<number> {
   const started = performance.now();
   const dir = mkdtempSync(join(os.tmpdir(), "midi-smtp-tls-bench-"));
   try {
-    const [certPath, keyPath] = makeCertificate(dir, config.keyType);
+    const { certPath, keyPath } = makeCertificate(dir, config.keyType, HOST);
     const cells = new Map<string, Cell>();
     for (const runtime of config.runtimes) {
       for (const mode of config.modes) {
@@ -707,21 +375,20 @@ async function main(): Promise<number> {
         cells.set(`${runtime}/${mode}`, await measure(config, runtime, mode, certPath, keyPath));
       }
     }
+    const machine = describeMachine(REPO, TOOLS);
     const tlsUsed = config.runtimes.flatMap((runtime) => {
       const cell = [...config.modes].filter((m) => m !== "plain").map((m) => cells.get(`${runtime}/${m}`)!)
         .find((c) => c.ok && c.tls);
       return cell?.ok && cell.tls ? [`${runtime} ${cell.tls}`] : [];
     });
-    const others = [...cells.values()].flatMap((c) => c.ok ? c.otherCores : []);
+    const others = spread([...cells.values()].flatMap((c) => c.ok ? c.otherCores : []));
     const lines = [
-      ...machineLines(config),
+      ...machineLines(config, machine),
       ...(tlsUsed.length ? [`Negotiated: ${tlsUsed.join("; ")}`] : []),
-      ...(others.length
+      ...(Number.isFinite(others.median)
         ? [
-          `Other processes kept a median ${median(others).toFixed(2)} (max ${Math.max(...others).toFixed(2)}) of ` +
-          `${os.cpus().length} cores busy during the rounds${
-            median(others) > 0.2 ? ": the machine was not quiet" : ""
-          }`,
+          `Other processes kept a median ${others.median.toFixed(2)} (max ${others.max.toFixed(2)}) of ` +
+          `${machine.cpus} cores busy during the rounds${others.median > 0.2 ? ": the machine was not quiet" : ""}`,
         ]
         : []),
       "",

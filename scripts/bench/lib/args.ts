@@ -25,3 +25,14 @@ export function sizeOption(name: string, value: string | undefined, fallback: nu
   const unit = m[2].toLowerCase() === "k" ? 1024 : m[2].toLowerCase() === "m" ? 1048576 : 1;
   return Number(m[1]) * unit;
 }
+
+/** Parses a comma-separated list of names out of `known`, in the order given; all of `known` when absent. */
+export function listOption<T extends string>(name: string, value: string | undefined, known: readonly T[]): T[] {
+  if (value === undefined) return [...known];
+  const items = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  const unknown = items.filter((s) => !(known as readonly string[]).includes(s));
+  if (unknown.length > 0 || items.length === 0) {
+    throw new UsageError(`--${name}: unknown ${unknown.join(", ") || "(empty)"}; known: ${known.join(", ")}`);
+  }
+  return items as T[];
+}

@@ -8,6 +8,8 @@
  * before it is tried, so a dead server ends the run instead of looping.
  * With `proxyHeader`, every connection first writes a PROXY protocol header
  * (as a balancer in front of the server would), then waits for the 220.
+ * With `connect`, connections are opened by that function instead of plain
+ * TCP (TLS: see tls.ts).
  *
  * @module
  */
@@ -38,6 +40,26 @@ export interface LoadOptions {
   readonly timeoutMs: number;
   /** Send a PROXY protocol header of this version as the first bytes of every connection (default: none). */
   readonly proxyHeader?: ProxyVersion;
+  /** Opens each connection (default: plain TCP to host:port). Not with `proxyHeader`. */
+  readonly connect?: Connector;
+}
+
+/**
+ * Opens one connection another way than plain TCP (e.g. implicit TLS, or
+ * STARTTLS): resolves with the socket the session goes on with, or rejects
+ * with what went wrong (counted as the connection's failure).
+ */
+export type Connector = (host: string, port: number) => Promise<Connected>;
+
+/** A connection opened by a {@link Connector}. */
+export interface Connected {
+  /** The socket the session goes on with; nothing may have been read off it past what `greeted` says. */
+  readonly socket: net.Socket;
+  /**
+   * The greeting has been read already (and more: after STARTTLS the session
+   * starts over, RFC 3207), so the session goes on with EHLO, not with waiting for the 220.
+   */
+  readonly greeted: boolean;
 }
 
 /** What one load run measured. */
@@ -62,7 +84,7 @@ export interface LoadResult {
   timedOut: boolean;
 }
 
-const GREETING = 0, EHLO = 1, TXN = 2, QUIT = 3, CLOSED = 4;
+const GREETING = 0, EHLO = 1, TXN = 2, QUIT = 3, CLOSED = 4, CONNECTING = 5;
 const PIPELINING = "PIPELINING";
 
 /** Shared state of one run. */
@@ -121,6 +143,8 @@ class Slot implements ReplyHandler {
   #hasMessage = false;
   #offersPipelining = false;
   #pipelined = false;
+  /** Counts `connect` calls, so that a connection that comes too late (after a timeout) is dropped. */
+  #attempt = 0;
 
   constructor(readonly pool: Pool, readonly options: LoadOptions, readonly wire: Wire) {}
 
@@ -142,16 +166,37 @@ class Slot implements ReplyHandler {
   }
 
   #connect(): void {
-    const socket = net.connect({ host: this.options.host, port: this.options.port });
-    this.#socket = socket;
     this.#parser.reset();
-    this.#phase = GREETING;
     this.#sentOnConnection = 0;
+    const connector = this.options.connect;
+    if (connector) {
+      this.pool.result.connections++;
+      this.#phase = CONNECTING;
+      const attempt = ++this.#attempt;
+      const current = () => this.#phase === CONNECTING && this.#attempt === attempt;
+      connector(this.options.host, this.options.port).then(({ socket, greeted }) => {
+        if (!current()) return socket.destroy();
+        this.#attach(socket);
+        if (greeted) this.#ehlo();
+      }, (err: Error) => {
+        // On one line: OpenSSL's messages end in a newline.
+        if (current()) this.#fail(`connect: ${err.message.replace(/\s+/g, " ").trim()}`);
+      });
+      return;
+    }
+    const socket = net.connect({ host: this.options.host, port: this.options.port });
     const proxy = this.pool.nextProxyHeader();
     this.pool.result.connections++;
-    socket.setNoDelay(true);
+    this.#attach(socket);
     // The PROXY header goes out as soon as the connection is up (Node queues it until then), before the 220.
     if (proxy) socket.write(proxy);
+  }
+
+  /** Makes `socket` this slot's connection, waiting for the greeting. */
+  #attach(socket: net.Socket): void {
+    this.#socket = socket;
+    this.#phase = GREETING;
+    socket.setNoDelay(true);
     // Events of a socket this slot has already left behind are ignored.
     socket.on("data", (chunk: Buffer) => {
       if (this.#socket === socket) this.#parser.feed(chunk, this);
@@ -178,11 +223,7 @@ class Slot implements ReplyHandler {
     switch (this.#phase) {
       case GREETING:
         if (code !== 220) return this.#fail(`greeting: expected 220, got ${code}`);
-        this.#phase = EHLO;
-        this.#offersPipelining = false;
-        this.#parser.wantLines = true;
-        this.#socket!.write(this.wire.ehlo);
-        return;
+        return this.#ehlo();
       case EHLO:
         this.#parser.wantLines = false;
         if (code !== 250) return this.#fail(`EHLO: expected 250, got ${code}`);
@@ -196,6 +237,13 @@ class Slot implements ReplyHandler {
         if (code !== 221) this.pool.failure(`QUIT: expected 221, got ${code}`);
         return this.#closeAndContinue(false);
     }
+  }
+
+  #ehlo(): void {
+    this.#phase = EHLO;
+    this.#offersPipelining = false;
+    this.#parser.wantLines = true;
+    this.#socket!.write(this.wire.ehlo);
   }
 
   #startTransaction(): void {
@@ -268,6 +316,9 @@ export function runLoad(
 ): Promise<LoadResult> {
   if (options.proxyHeader !== undefined && proxyHeaders.length === 0) {
     return Promise.reject(new Error(`proxyHeader ${options.proxyHeader}: no PROXY headers given`));
+  }
+  if (options.proxyHeader !== undefined && options.connect) {
+    return Promise.reject(new Error("proxyHeader and connect cannot go together"));
   }
   const pool = new Pool(options.messages, options.proxyHeader === undefined ? [] : proxyHeaders);
   const slots = Array.from({ length: Math.max(1, options.sessions) }, () => new Slot(pool, options, wire));

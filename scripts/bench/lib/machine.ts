@@ -41,11 +41,11 @@ function packageVersion(repo: string, name: string): string {
 
 /** Collects the facts; `bins` are the runtime binaries used. */
 export function describeMachine(repo: string, bins: { deno: string; bun: string; node: string }): Machine {
-  let cpuModel = "unknown";
+  let cpuModel = os.cpus()[0]?.model ?? "unknown";
   try {
     cpuModel = /^model name\s*:\s*(.*)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? cpuModel;
   } catch {
-    // not Linux: keep "unknown"
+    // not Linux: keep what os.cpus() says
   }
   const postconf = ["/usr/sbin/postconf", "/usr/bin/postconf"].find((p) => existsSync(p));
   return {

@@ -43,6 +43,11 @@ export class ReplyParser {
   #multi = 0;
   #generation = 0;
 
+  /** Whether bytes of an unfinished line are held back for the next {@link feed}. */
+  get pending(): boolean {
+    return this.#carry !== undefined;
+  }
+
   /** Forgets any partial reply; a {@link feed} running right now stops after the current reply. */
   reset(): void {
     this.#carry = undefined;

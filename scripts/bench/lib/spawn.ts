@@ -74,7 +74,10 @@ export function start(
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => finish(new Error(`no "${prefix}" line after ${timeoutMs} ms`)), timeoutMs);
         const check = () => {
-          const line = out.split("\n").find((l) => l.startsWith(prefix));
+          const lines = out.split("\n");
+          // The last piece is a line still being written (a pipe may split it), unless the child has exited.
+          if (!hasExited) lines.pop();
+          const line = lines.find((l) => l.startsWith(prefix));
           if (line !== undefined) finish(undefined, line);
           else if (hasExited) finish(new Error(`exited before printing "${prefix}"`));
         };

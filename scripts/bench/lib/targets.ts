@@ -29,6 +29,34 @@ export interface Toolchain {
   readonly node: string;
 }
 
+/** A runtime a TypeScript script runs on. */
+export type Runtime = "deno" | "bun" | "node";
+
+/** The runtimes, in table order. */
+export const RUNTIMES: readonly Runtime[] = ["deno", "bun", "node"];
+
+/**
+ * The command line that runs the TypeScript file `script` with `args` on
+ * `runtime`; `flags` go to the runtime (e.g. V8 flags), before the script.
+ */
+export function scriptCommand(
+  tools: Toolchain,
+  runtime: Runtime,
+  script: string,
+  args: readonly string[],
+  flags: readonly string[] = [],
+): { command: string; args: string[] } {
+  switch (runtime) {
+    case "deno":
+      return { command: tools.deno, args: ["run", "-A", ...flags, script, ...args] };
+    case "bun":
+      return { command: tools.bun, args: ["run", ...flags, script, ...args] };
+    case "node":
+      // `--import tsx` compiles in-process, so the pid is the script's own (the tsx CLI would fork).
+      return { command: tools.node, args: [...flags, "--import", "tsx", script, ...args] };
+  }
+}
+
 /** One server to measure. */
 export interface Target {
   /** Column name, e.g. `ours-deno`. */
@@ -58,6 +86,21 @@ const SEMI_SPACE_16 = "--v8-flags=--max-semi-space-size=16";
 
 const script = (tools: Toolchain, name: string) => join(tools.repo, "scripts", "bench", "targets", name);
 
+/**
+ * A target that runs our targets/ours.ts on `runtime` (Node: the npm build, else the source) with `extra` arguments
+ * and `flags` for the runtime.
+ */
+function ours(runtime: Runtime, extra: readonly string[] = [], flags: readonly string[] = []): Target["command"] {
+  return (t, lib, port) =>
+    scriptCommand(t, runtime, script(t, "ours.ts"), [
+      "--port",
+      String(port),
+      "--lib",
+      runtime === "node" ? lib.npmEntry : lib.sourceEntry,
+      ...extra,
+    ], flags);
+}
+
 /** The suffix of a PROXY variant's name: `ours-node-proxy` is `ours-node` behind a (simulated) proxy. */
 export const PROXY_SUFFIX = "-proxy";
 
@@ -81,32 +124,9 @@ function proxyTwin(base: Target, version: ProxyVersion = "v2"): Target {
   };
 }
 
-const OURS_DENO: Target = {
-  name: "ours-deno",
-  ours: true,
-  command: (t, lib, port) => ({
-    command: t.deno,
-    args: ["run", "-A", script(t, "ours.ts"), "--port", String(port), "--lib", lib.sourceEntry],
-  }),
-};
-
-const OURS_BUN: Target = {
-  name: "ours-bun",
-  ours: true,
-  command: (t, lib, port) => ({
-    command: t.bun,
-    args: ["run", script(t, "ours.ts"), "--port", String(port), "--lib", lib.sourceEntry],
-  }),
-};
-
-const OURS_NODE: Target = {
-  name: "ours-node",
-  ours: true,
-  command: (t, lib, port) => ({
-    command: t.node,
-    args: ["--import", "tsx", script(t, "ours.ts"), "--port", String(port), "--lib", lib.npmEntry],
-  }),
-};
+const OURS_DENO: Target = { name: "ours-deno", ours: true, command: ours("deno") };
+const OURS_BUN: Target = { name: "ours-bun", ours: true, command: ours("bun") };
+const OURS_NODE: Target = { name: "ours-node", ours: true, command: ours("node") };
 
 /** The targets, in table order; the reference (smtp-server) last. */
 export const TARGETS: readonly Target[] = [
@@ -117,62 +137,20 @@ export const TARGETS: readonly Target[] = [
   OURS_NODE,
   proxyTwin(OURS_NODE),
   // The streaming mode (onMessageDataStreamEvent) on the large-message workload, where it keeps memory flat.
-  {
-    name: "ours-deno-stream",
+  ...RUNTIMES.map((runtime): Target => ({
+    name: `ours-${runtime}-stream`,
     ours: true,
     onlyWorkloads: ["w2"],
-    command: (t, lib, port) => ({
-      command: t.deno,
-      args: ["run", "-A", script(t, "ours.ts"), "--port", String(port), "--lib", lib.sourceEntry, "--stream"],
-    }),
-  },
-  {
-    name: "ours-bun-stream",
-    ours: true,
-    onlyWorkloads: ["w2"],
-    command: (t, lib, port) => ({
-      command: t.bun,
-      args: ["run", script(t, "ours.ts"), "--port", String(port), "--lib", lib.sourceEntry, "--stream"],
-    }),
-  },
-  {
-    name: "ours-node-stream",
-    ours: true,
-    onlyWorkloads: ["w2"],
-    command: (t, lib, port) => ({
-      command: t.node,
-      args: ["--import", "tsx", script(t, "ours.ts"), "--port", String(port), "--lib", lib.npmEntry, "--stream"],
-    }),
-  },
+    command: ours(runtime, ["--stream"]),
+  })),
   // Deno with V8's young generation capped at 16 MiB per semi-space, the default of Node 20's V8 (Deno's newer
   // V8 lets it grow to 32 MiB here): peak RSS under load is mostly young-generation garbage, not live data.
-  {
-    name: "ours-deno-semi16",
-    ours: true,
-    onlyWorkloads: ["w3"],
-    command: (t, lib, port) => ({
-      command: t.deno,
-      args: ["run", "-A", SEMI_SPACE_16, script(t, "ours.ts"), "--port", String(port), "--lib", lib.sourceEntry],
-    }),
-  },
+  { name: "ours-deno-semi16", ours: true, onlyWorkloads: ["w3"], command: ours("deno", [], [SEMI_SPACE_16]) },
   {
     name: "ours-deno-stream-semi16",
     ours: true,
     onlyWorkloads: ["w2"],
-    command: (t, lib, port) => ({
-      command: t.deno,
-      args: [
-        "run",
-        "-A",
-        SEMI_SPACE_16,
-        script(t, "ours.ts"),
-        "--port",
-        String(port),
-        "--lib",
-        lib.sourceEntry,
-        "--stream",
-      ],
-    }),
+    command: ours("deno", ["--stream"], [SEMI_SPACE_16]),
   },
   // The stretch reference: Postfix's smtp-sink (C, one process), where the Debian postfix package is installed.
   // smtp-sink prints nothing when it listens, so a background subshell waits for the port and prints READY;
@@ -195,10 +173,7 @@ export const TARGETS: readonly Target[] = [
   {
     name: "smtp-server-node",
     ours: false,
-    command: (t, _lib, port) => ({
-      command: t.node,
-      args: ["--import", "tsx", script(t, "smtp-server.ts"), "--port", String(port)],
-    }),
+    command: (t, _lib, port) => scriptCommand(t, "node", script(t, "smtp-server.ts"), ["--port", String(port)]),
   },
 ];
 
