@@ -300,8 +300,7 @@ export class MidiSmtpServer implements SmtpdHooks {
   async stop({ gracefully = true, waitSecondsBeforeClose = 2 }: StopOptions = {}): Promise<void> {
     if (this.#state === "stopped" || this.#state === "new") return;
     this.#state = "stopping";
-    this.#stopping?.resolve();
-    this.#stopping = undefined;
+    for (const giveUp of this.#handshakes) giveUp();
     await Promise.all(this.#listeners.splice(0).map((l) => l.close()));
     this.#slots.refuseAll();
     for (const conn of this.#admitting) conn.close();
@@ -310,6 +309,7 @@ export class MidiSmtpServer implements SmtpdHooks {
       await this.#connectionsEnded(waitSecondsBeforeClose * 1000);
     }
     for (const session of this.#sessions) session.abort();
+    await Promise.all(this.#refusing);
     if (!(await this.#connectionsEnded(ABORT_GRACE_MS))) {
       // Cannot happen unless a transport never settles a close: say so rather than hang.
       this.log(null, "error", `${this.#serving.size} connection(s) still open ${ABORT_GRACE_MS} ms after stop`);
@@ -396,6 +396,15 @@ export class MidiSmtpServer implements SmtpdHooks {
       conn.close();
       return Promise.resolve();
     }
+    const refusing: Promise<void> = this.#sendRefusal(conn, refusal).finally(() => this.#refusing.delete(refusing));
+    this.#refusing.add(refusing);
+    return refusing;
+  }
+
+  /** Refusals being written (1 s at most each): stop() waits for them too. */
+  #refusing = new Set<Promise<void>>();
+
+  #sendRefusal(conn: Connection, refusal: Refusal): Promise<void> {
     const reply = formatReply(
       refusal.code,
       refusal.enhancedCode,
@@ -481,10 +490,16 @@ export class MidiSmtpServer implements SmtpdHooks {
 
   /** The implicit-TLS handshake; `undefined` if it failed or the server stopped meanwhile. */
   async #implicitTls(raw: Connection, received: Uint8Array | undefined): Promise<Connection | undefined> {
+    if (this.#state !== "running") return undefined;
     const handshake = raw.acceptTls(this.#tlsOptions!, received);
+    // stop() gives up on handshakes in progress. A promise of this handshake's own (not one shared by the
+    // server until it stops, whose callbacks would keep every connection raced against it alive).
+    let giveUp!: () => void;
+    const stopped = new Promise<undefined>((resolve) => giveUp = () => resolve(undefined));
+    this.#handshakes.add(giveUp);
     let abandoned = false;
     try {
-      const conn = await Promise.race([handshake, this.#whenStopping()]);
+      const conn = await Promise.race([handshake, stopped]);
       if (conn) return conn;
       abandoned = true;
       return undefined;
@@ -492,34 +507,28 @@ export class MidiSmtpServer implements SmtpdHooks {
       this.log(null, "info", `TLS handshake with ${raw.remoteAddress.hostname} failed: ${errorText(err)}`);
       return undefined;
     } finally {
+      this.#handshakes.delete(giveUp);
       // A handshake that finishes after the server stopped is closed, never served.
       if (abandoned) handshake.then((conn) => conn.close(), () => {});
     }
   }
 
-  #stopping: { promise: Promise<undefined>; resolve: () => void } | undefined;
-
-  /** Resolves (with `undefined`) when stop() begins. */
-  #whenStopping(): Promise<undefined> {
-    if (this.#state !== "running") return Promise.resolve(undefined);
-    if (!this.#stopping) {
-      let resolve!: () => void;
-      const promise = new Promise<undefined>((r) => resolve = () => r(undefined));
-      this.#stopping = { promise, resolve };
-    }
-    return this.#stopping.promise;
-  }
+  /** The handshakes in progress: stop() gives up on each. */
+  #handshakes = new Set<() => void>();
 
   async #runSession(conn: Connection, proxy: ProxyInfo | null): Promise<void> {
+    // The slot goes back to the Slots it came from, even if stop() and start() ran meanwhile.
+    const slots = this.#slots;
     const session = new Session(this.#sessionHost, conn, proxy);
     this.#sessions.add(session);
     if (this.#shuttingDown) session.shutdown();
+    else if (this.#state !== "running") session.abort(); // got its slot just as a non-graceful stop began
     this.#checkOverload();
     try {
       await session.run();
     } finally {
       this.#sessions.delete(session);
-      this.#slots.release();
+      slots.release();
       this.#checkOverload();
     }
   }

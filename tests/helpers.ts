@@ -261,6 +261,11 @@ export class RawClient {
     this.#socket.destroy();
   }
 
+  /** Sends FIN and keeps reading (a half-close). */
+  halfClose(): void {
+    this.#socket.end();
+  }
+
   /** Resets the connection (RST), as a client that vanishes. */
   reset(): void {
     this.#socket.resetAndDestroy();

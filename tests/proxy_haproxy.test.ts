@@ -628,25 +628,33 @@ for (const transport of TRANSPORTS) {
           v2Header(SRC),
         ]] as const
       ) {
-        it(`a ${name} header and EHLO in one packet: 220, then the EHLO reply`, TEST, async () => {
-          await withRig(transport, {}, undefined, async ({ rec, srv }) => {
-            const { client } = await connectFrom(srv.port, "127.0.0.1");
-            try {
-              const head = typeof header === "string" ? text(header) : header;
-              const ehlo = text("EHLO client.example\r\n");
-              const packet = new Uint8Array(head.length + ehlo.length);
-              packet.set(head);
-              packet.set(ehlo, head.length);
-              await client.send(packet);
-              await client.expect(220);
-              await client.expect(250);
-            } finally {
-              client.close();
-            }
-            await until(() => rec.of("disconnect").length === 1, "the disconnect hook");
-            assert.deepEqual(rec.of("helo").map((e) => e.remoteIp), [SRC.src]);
-          });
-        });
+        it(
+          `a ${name} header and EHLO in one packet: the header is read exactly, the EHLO is an early talker`,
+          TEST,
+          async () => {
+            await withRig(transport, {}, undefined, async ({ rec, srv }) => {
+              const { client } = await connectFrom(srv.port, "127.0.0.1");
+              try {
+                const head = typeof header === "string" ? text(header) : header;
+                const ehlo = text("EHLO client.example\r\n");
+                const packet = new Uint8Array(head.length + ehlo.length);
+                packet.set(head);
+                packet.set(ehlo, head.length);
+                await client.send(packet);
+                // The bytes behind the header are the client's, sent before our 220: refused, as without a proxy.
+                const r = await client.reply();
+                assert.equal(r.raw, "554 5.5.0 Protocol error: data sent before the greeting, closing connection\r\n");
+                await client.waitClosed();
+              } finally {
+                client.close();
+              }
+              await until(() => rec.of("disconnect").length === 1, "the disconnect hook");
+              // The session was the real client's (from the header), and no command ran.
+              assert.deepEqual(rec.of("connect").map((e) => e.remoteIp), [SRC.src]);
+              assert.deepEqual(rec.of("helo"), []);
+            });
+          },
+        );
       }
 
       it("v2 LOCAL and v1 UNKNOWN: served, with the socket's own address", TEST, async () => {

@@ -139,6 +139,46 @@ for (const transport of TRANSPORTS) {
       );
 
       it(
+        "a client that half-closes after its message still gets the 250 (ctx.signal aborts, the hook finishes)",
+        TEST,
+        async () => {
+          let aborted = false;
+          let delivered = 0;
+          await withServer(transport, {
+            pipeliningExtension: true,
+            async onMessageDataEvent(ctx: SmtpdContext) {
+              await delay(300);
+              aborted = ctx.signal.aborted;
+              delivered++;
+            },
+          }, async (s) => {
+            const c = await ehloClient(s.port);
+            await c.send("MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n");
+            for (const code of [250, 250, 354]) await c.expect(code);
+            await c.send("Subject: x\r\n\r\nbody\r\n.\r\n");
+            await delay(100); // the hook is running
+            c.halfClose();
+            assert.equal((await c.reply(5000)).raw, "250 2.0.0 Requested mail action okay, completed\r\n");
+            await c.waitClosed();
+            assert.equal(delivered, 1);
+            assert.equal(aborted, true, "the hook could see that the client has left its sending side");
+          });
+        },
+      );
+
+      it("stop() does not wait for an onDisconnectEvent that hangs (1 s after the abort at most)", TEST, async () => {
+        const s = await startServer(transport, { hookTimeout: 30, onDisconnectEvent: () => delay(20_000) });
+        const c = await ehloClient(s.port);
+        c.close();
+        await delay(200); // the disconnect hook is running now
+        const started = Date.now();
+        await s.server.stop({ gracefully: false });
+        assert.ok(Date.now() - started < 4000, `stop() took ${Date.now() - started} ms`);
+        assert.equal(s.server.connections(), 0);
+        assert.equal(s.server.processings(), 0);
+      });
+
+      it(
         "a headers hook that never settles ends the session mid-DATA; the message is never delivered",
         TEST,
         async () => {
@@ -388,6 +428,19 @@ for (const transport of TRANSPORTS) {
         });
       });
 
+      it("data sent while waiting for a slot is refused when the session starts", TEST, async () => {
+        await withServer(transport, { maxProcessings: 1, overloadTimeout: null }, async (s) => {
+          const a = await RawClient.connect(s.port);
+          await a.expect(220);
+          const b = await RawClient.connect(s.port);
+          await b.send("EHLO eager.example\r\n");
+          await delay(100);
+          a.close();
+          assert.equal((await b.reply(5000)).code, 554);
+          await b.waitClosed();
+        });
+      });
+
       it("without a greeting delay, data sent while onConnectEvent runs is refused too", TEST, async () => {
         await withServer(transport, { onConnectEvent: () => delay(300) }, async (s) => {
           const c = await RawClient.connect(s.port);
@@ -466,6 +519,37 @@ for (const transport of TRANSPORTS) {
           });
         },
       );
+
+      it("the tarpit's own delay does not use up the client's command timeout", TEST, async () => {
+        await withServer(transport, { softErrorLimit: 1, errorSleepTime: 0.6, ioCmdTimeout: 0.5 }, async (s) => {
+          const c = await ehloClient(s.port);
+          assert.equal((await c.command("XNOPE1")).code, 500);
+          // The second error waits 0.6 s before its reply: longer than the 0.5 s the client has per command.
+          assert.equal((await c.command("XNOPE2", 5000)).code, 500);
+          assert.equal((await c.command("NOOP")).code, 250);
+          c.close();
+        });
+      });
+
+      it("under TLS_REQUIRED, the lines after a refused AUTH are not logged either", TEST, async () => {
+        const log = logCollector();
+        await withServer(transport, {
+          tlsMode: "TLS_REQUIRED",
+          authMode: "AUTH_OPTIONAL",
+          loggerSeverity: "debug",
+          onLoggingEvent: log.onLoggingEvent,
+        }, async (s) => {
+          const c = await RawClient.connect(s.port);
+          await c.expect(220);
+          await c.send("AUTH LOGIN\r\ndXNlcg==\r\nc2VjcmV0cGFzc3dvcmQ=\r\n");
+          for (let i = 0; i < 3; i++) await c.reply();
+          assert.equal((await c.command("NOOP")).code, 250);
+          c.close();
+          await eventually(() => log.lines.some((l) => l.includes("<<< NOOP")), 3000, "NOOP logged");
+          const all = log.lines.join("\n");
+          assert.ok(!all.includes("dXNlcg==") && !all.includes("c2VjcmV0cGFzc3dvcmQ="), all);
+        });
+      });
 
       it("a multi-line string from onProcessLineUnknownEvent is one valid multi-line reply", TEST, async () => {
         await withServer(transport, {

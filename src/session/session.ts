@@ -189,6 +189,7 @@ export class Session {
           this.#armTimer();
           if (this.#out !== "") await this.#flush();
           if (this.#closing) break;
+          if (this.#shuttingDown && this.#state !== "DATA") continue; // asked to shut down during the flush
           this.#waitingForInput = true;
           if (this.#state === "HELO" || this.#state === "RSET") this.#idleSince = Date.now();
           const chunk = await this.#read();
@@ -219,12 +220,34 @@ export class Session {
     try {
       const done = this.#host.hooks.onDisconnectEvent(this.ctx);
       if (!isPromiseLike(done)) return;
-      const limit = this.#aborted ? 1 : this.#opts.hookTimeout;
-      if (await settlesWithin(done, limit === null ? null : limit * 1000)) return;
-      this.#host.log(this.ctx, "warn", `onDisconnectEvent did not finish within ${limit} s: no longer waited for`);
+      const seconds = this.#aborted ? ABORTED_HOOK_SECONDS : this.#opts.hookTimeout;
+      if (await this.#settlesWithin(done, seconds)) return;
+      this.#host.log(this.ctx, "warn", "onDisconnectEvent did not finish in time: no longer waited for");
     } catch (err) {
       this.#host.log(this.ctx, "error", `onDisconnectEvent failed: ${errorText(err)}`, err);
     }
+  }
+
+  /** Called by abort() while onDisconnectEvent is awaited: the wait shrinks to ABORTED_HOOK_SECONDS. */
+  #onAbort: (() => void) | undefined;
+
+  /** Whether `pending` settles within `seconds` (`null`: no limit), or within 1 s once the session is aborted. */
+  #settlesWithin(pending: PromiseLike<unknown>, seconds: number | null): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const finish = (settled: boolean) => {
+        clearTimeout(timer);
+        this.#onAbort = undefined;
+        resolve(settled);
+      };
+      const limit = (s: number) => {
+        clearTimeout(timer);
+        timer = setTimeout(() => finish(false), s * 1000);
+      };
+      if (seconds !== null) limit(seconds);
+      this.#onAbort = () => limit(ABORTED_HOOK_SECONDS);
+      Promise.resolve(pending).then(() => finish(true), () => finish(true));
+    });
   }
 
   /** The next bytes from the client: a read started ahead, if any, else a new one. */
@@ -256,8 +279,11 @@ export class Session {
   /** The client closed its side while we were busy: end the session now. */
   #clientLeft(): void {
     if (this.#ended) return;
-    this.#host.log(this.ctx, "info", "client left while the session was busy: session ended");
-    this.#end(new SessionEndedException("client left"));
+    // The client sent FIN (or reset): it can send nothing more. ctx.signal aborts now, so a hook can cancel
+    // work nobody may see confirmed; the hook is still awaited (bounded by hookTimeout) and its reply still
+    // sent, because a client that only half-closed is still reading. The session ends after that reply.
+    this.#host.log(this.ctx, "info", "client closed its side while the session was busy");
+    endContext(this.ctx);
   }
 
   #aborted = false;
@@ -345,13 +371,21 @@ export class Session {
   abort(): void {
     if (this.#aborted) return;
     this.#aborted = true;
+    this.#onAbort?.();
     const ended = this.#ended;
     this.#end(new SessionEndedException("server stopped"));
     if (ended) return;
+    // Replies not yet sent go out first, then the 421, straight to the connection (#flush stops once ended).
     this.#reply(421, "4.3.2", "Service shutting down, closing transmission channel");
-    // The client may not be reading: never wait long for this last write.
+    this.#lastWords();
+  }
+
+  /** Writes what is in #out and closes; a client that does not read is cut off after 1 s. */
+  #lastWords(): void {
+    const text = this.#out;
+    this.#out = "";
     const hardClose = setTimeout(() => this.#conn.close(), 1000);
-    this.#flush().finally(() => {
+    this.#conn.write(encoder.encode(text)).catch(() => {}).finally(() => {
       clearTimeout(hardClose);
       this.#conn.close();
     });
@@ -362,6 +396,7 @@ export class Session {
     if (!this.#waitingForInput || this.#closing) return;
     this.#host.log(this.ctx, "info", "idle session closed: the server is overloaded and clients are waiting");
     this.#closing = true;
+    this.#idleSince = 0; // not a candidate any more
     this.#reply(421, "4.7.0", "Server busy, closing idle connection, try again later");
     this.#flush().finally(() => this.#conn.close());
   }
@@ -411,6 +446,9 @@ export class Session {
     }
     const delay = this.#opts.greetingDelay;
     if (delay > 0 && !this.#ended) await this.#pause(delay * 1000, early);
+    // Bytes already in the transport (sent while the client waited for a slot, or right behind a PROXY
+    // header) are seen only once the early read has had a turn of the event loop.
+    else await new Promise((resolve) => setImmediate(resolve));
     if (this.#ended) return false;
     if (talkedFirst) {
       this.#host.log(this.ctx, "info", "client sent data before the greeting: refused");
@@ -549,6 +587,7 @@ export class Session {
   #dispatch(line: string): void | Promise<void> {
     const { verb, args } = splitCommand(line);
     if (this.#opts.tlsMode === "TLS_REQUIRED" && !this.ctx.server.encrypted && !this.#allowedBeforeTls(verb)) {
+      if (verb === "AUTH") this.#hideNonCommands = true; // its responses (a password) may follow: never log them
       throw new Tls530Exception();
     }
     switch (verb) {
@@ -1063,7 +1102,17 @@ export class Session {
     if (this.#tarpitMs > 0) {
       const ms = this.#tarpitMs;
       this.#tarpitMs = 0;
-      if (!this.#closing) await this.#pause(ms);
+      if (!this.#closing) {
+        // Our own delay must not use up the client's time: its deadline starts again after the pause.
+        const armed = this.#timerArmed;
+        this.#disarmTimer();
+        await this.#pause(ms);
+        if (armed && !this.#closing) this.#armTimer();
+      }
+    }
+    if (this.#ended) {
+      this.#out = ""; // a timeout or an abort already said the last word
+      return;
     }
     const text = this.#out;
     this.#out = "";
@@ -1130,24 +1179,18 @@ export class Session {
   #onTimeout(): void {
     this.#timerArmed = false;
     this.#host.log(this.ctx, "info", `timeout in state ${this.#state}: closing`);
-    this.#closing = true;
-    this.#data?.stream?.interrupt();
-    const reply = formatReply(
-      421,
-      "4.4.2",
-      "Timeout, closing transmission channel",
-      this.#opts.enhancedStatusCodesExtension,
-    );
-    // The client may not be reading: never wait long for this last write.
-    const hardClose = setTimeout(() => this.#conn.close(), 1000);
-    this.#conn.write(encoder.encode(reply)).catch(() => {}).finally(() => {
-      clearTimeout(hardClose);
-      this.#conn.close();
-    });
+    // Nothing more is awaited for this client: a hook or a pause running now is given up, ctx.signal aborts.
+    this.#end(new SessionEndedException("timeout"));
+    // Only the 421: replies still waiting (a tarpit's) would come after it.
+    this.#out = "";
+    this.#reply(421, "4.4.2", "Timeout, closing transmission channel");
+    this.#lastWords();
   }
 }
 
 const EMPTY = new Uint8Array(0);
+/** After abort() (a non-graceful stop), how long onDisconnectEvent is still awaited. */
+const ABORTED_HOOK_SECONDS = 1;
 /** The tarpit's delay grows by `errorSleepTime` per error past the soft limit, up to this many times it. */
 const MAX_TARPIT_STEPS = 10;
 
@@ -1155,23 +1198,6 @@ const MAX_TARPIT_STEPS = 10;
 class TooManyRecipientsException extends SmtpdException {
   constructor() {
     super(452, "4.5.3", "Too many recipients");
-  }
-}
-
-/** Whether `pending` settles within `ms` (`null`: waits for it); a rejection counts as settled. */
-async function settlesWithin(pending: PromiseLike<unknown>, ms: number | null): Promise<boolean> {
-  if (ms === null) {
-    await pending;
-    return true;
-  }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      Promise.resolve(pending).then(() => true, () => true),
-      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), ms)),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
