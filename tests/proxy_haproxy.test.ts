@@ -95,6 +95,32 @@ async function deliver(client: RawClient): Promise<void> {
   assert.equal((await client.command("QUIT")).code, 221);
 }
 
+/**
+ * Sends `header` to the server one byte at a time (3 ms apart), then expects the 220 and sends EHLO; returns what
+ * onProxyEvent saw and the client's port once the session has ended.
+ */
+async function greetByteByByte(
+  port: number,
+  rec: Recorder,
+  header: Uint8Array,
+): Promise<{ proxy: ProxyInfo; localPort: number }> {
+  const { client, localPort } = await connectFrom(port, "127.0.0.1");
+  try {
+    for (const byte of header) {
+      await client.send(new Uint8Array([byte]));
+      await delay(3);
+    }
+    await client.expect(220);
+    await client.ehlo();
+  } finally {
+    client.close();
+  }
+  await until(() => rec.of("disconnect").length === 1, "the disconnect hook");
+  const proxy = rec.of("proxy")[0]?.arg;
+  assert.ok(proxy);
+  return { proxy, localPort };
+}
+
 /** Polls `done` until it holds or `ms` passes (then throws with `what`). */
 async function until(done: () => boolean, what: string, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -557,20 +583,11 @@ for (const transport of TRANSPORTS) {
 
       it("a v1 header sent byte by byte", TEST, async () => {
         await withRig(transport, {}, undefined, async ({ rec, srv }) => {
-          const { client, localPort } = await connectFrom(srv.port, "127.0.0.1");
-          try {
-            for (const byte of v1Header(SRC.src, SRC.dst, SRC.srcPort, SRC.dstPort)) {
-              await client.send(byte);
-              await delay(3);
-            }
-            await client.expect(220);
-            await client.ehlo();
-          } finally {
-            client.close();
-          }
-          await until(() => rec.of("disconnect").length === 1, "the disconnect hook");
-          const proxy = rec.of("proxy")[0]?.arg;
-          assert.ok(proxy);
+          const { proxy, localPort } = await greetByteByByte(
+            srv.port,
+            rec,
+            text(v1Header(SRC.src, SRC.dst, SRC.srcPort, SRC.dstPort)),
+          );
           assert.equal(proxy.version, 1);
           assert.equal(proxy.command, "PROXY");
           assert.equal(proxy.family, "IPv4");
@@ -593,20 +610,7 @@ for (const transport of TRANSPORTS) {
             { src: "2001:db8::10", dst: "2001:db8::20", srcPort: 40001, dstPort: 25 },
             [[0x02, text("mail.example")], [0x04, new Uint8Array(3)], [0xe0, text("custom")]],
           );
-          const { client, localPort } = await connectFrom(srv.port, "127.0.0.1");
-          try {
-            for (const byte of header) {
-              await client.send(new Uint8Array([byte]));
-              await delay(3);
-            }
-            await client.expect(220);
-            await client.ehlo();
-          } finally {
-            client.close();
-          }
-          await until(() => rec.of("disconnect").length === 1, "the disconnect hook");
-          const proxy = rec.of("proxy")[0]?.arg;
-          assert.ok(proxy);
+          const { proxy, localPort } = await greetByteByByte(srv.port, rec, header);
           assert.equal(proxy.version, 2);
           assert.equal(proxy.command, "PROXY");
           assert.equal(proxy.family, "IPv6");
