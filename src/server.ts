@@ -376,7 +376,10 @@ export class MidiSmtpServer implements SmtpdHooks {
     }
     this.#connections++;
     const serving: Promise<void> = this.#serve(conn, implicitTls)
-      .catch((err) => this.log(null, "error", `connection error: ${errorText(err)}`, err))
+      .catch((err) => {
+        this.log(null, "error", `connection error: ${errorText(err)}`, err);
+        conn.close(); // whatever went wrong, the socket is not left open
+      })
       .finally(() => {
         this.#connections--;
         this.#serving.delete(serving);
@@ -490,7 +493,10 @@ export class MidiSmtpServer implements SmtpdHooks {
 
   /** The implicit-TLS handshake; `undefined` if it failed or the server stopped meanwhile. */
   async #implicitTls(raw: Connection, received: Uint8Array | undefined): Promise<Connection | undefined> {
-    if (this.#state !== "running") return undefined;
+    if (this.#state !== "running") {
+      raw.close();
+      return undefined;
+    }
     const handshake = raw.acceptTls(this.#tlsOptions!, received);
     // stop() gives up on handshakes in progress. A promise of this handshake's own (not one shared by the
     // server until it stops, whose callbacks would keep every connection raced against it alive).
