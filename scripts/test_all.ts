@@ -20,14 +20,24 @@ interface Run {
   runtime: string;
   command: string;
   args: string[];
-  /** Reads passed/failed counts from the runner's own closing lines. */
-  count(output: string): { passed: number; failed: number } | undefined;
+  /** Reads passed/failed/skipped counts from the runner's own closing lines. */
+  count(output: string): Counts | undefined;
 }
 
-const nodeTestCount = (output: string) => {
+/** What a runner reported. A skip is counted and shown, never folded into "passed". */
+interface Counts {
+  passed: number;
+  failed: number;
+  skipped: number;
+}
+
+const nodeTestCount = (output: string): Counts | undefined => {
   const pass = /^# pass (\d+)/m.exec(output) ?? /^ℹ pass (\d+)/m.exec(output);
   const fail = /^# fail (\d+)/m.exec(output) ?? /^ℹ fail (\d+)/m.exec(output);
-  return pass && fail ? { passed: Number(pass[1]), failed: Number(fail[1]) } : undefined;
+  const skip = /^# skipped (\d+)/m.exec(output) ?? /^ℹ skipped (\d+)/m.exec(output);
+  return pass && fail
+    ? { passed: Number(pass[1]), failed: Number(fail[1]), skipped: Number(skip?.[1] ?? 0) }
+    : undefined;
 };
 
 const runs: Run[] = [
@@ -39,7 +49,9 @@ const runs: Run[] = [
       const m = /(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?/.exec(
         output,
       );
-      return m ? { passed: Number(m[2] ?? m[1]), failed: Number(m[4] ?? m[3]) } : undefined;
+      const ignored = /\| (\d+) ignored(?: \((\d+) steps?\))?/.exec(output);
+      const skipped = ignored ? Number(ignored[2] ?? ignored[1]) : 0;
+      return m ? { passed: Number(m[2] ?? m[1]), failed: Number(m[4] ?? m[3]), skipped } : undefined;
     },
   },
   {
@@ -49,7 +61,10 @@ const runs: Run[] = [
     count(output) {
       const pass = /^\s*(\d+) pass/m.exec(output);
       const fail = /^\s*(\d+) fail/m.exec(output);
-      return pass && fail ? { passed: Number(pass[1]), failed: Number(fail[1]) } : undefined;
+      const skip = /^\s*(\d+) skip/m.exec(output);
+      return pass && fail
+        ? { passed: Number(pass[1]), failed: Number(fail[1]), skipped: Number(skip?.[1] ?? 0) }
+        : undefined;
     },
   },
   {
@@ -78,9 +93,14 @@ function runOne(run: Run): Promise<{ code: number; output: string }> {
   });
 }
 
+function skips(n: number): string {
+  return n > 0 ? `, ${n} skipped` : "";
+}
+
 const wanted = process.argv.slice(2);
 let passed = 0;
 let failed = 0;
+let skipped = 0;
 const summary: string[] = [];
 for (const run of runs) {
   if (wanted.length > 0 && !wanted.includes(run.runtime)) continue;
@@ -98,9 +118,11 @@ for (const run of runs) {
   const runFailed = counts.failed + (code !== 0 && counts.failed === 0 ? 1 : 0);
   passed += counts.passed;
   failed += runFailed;
-  summary.push(`${run.runtime} ${versionText}: ${counts.passed} passed, ${runFailed} failed`);
+  skipped += counts.skipped;
+  summary.push(`${run.runtime} ${versionText}: ${counts.passed} passed, ${runFailed} failed${skips(counts.skipped)}`);
 }
 console.log("\n===== summary =====");
 for (const line of summary) console.log(line);
-console.log(`${passed} passed, ${failed} failed`);
+if (skipped > 0) console.log("(skipped tests say why above, e.g. a system package that is not installed)");
+console.log(`${passed} passed, ${failed} failed${skips(skipped)}`);
 process.exit(failed > 0 ? 1 : 0);

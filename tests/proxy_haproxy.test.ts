@@ -20,16 +20,17 @@ import { type MidiSmtpServerOptions, Smtpd554Exception, type SmtpdContext } from
 import type { Transport } from "../src/transport/types.ts";
 import { delay, RawClient, type RunningServer, startServer, TRANSPORTS, withMailer, withTimeout } from "./helpers.ts";
 import {
-  assertHaproxyInstalled,
   freePort,
   type HaproxyFrontend,
+  haproxyMissing,
   type RunningHaproxy,
   type SendProxy,
   startHaproxy,
 } from "./haproxy.ts";
 
-// Loudly, at load: a missing HAProxy must not look like a pass.
-assertHaproxyInstalled();
+// A missing HAProxy fails under CI (which installs it) and is reported as skipped elsewhere, never a silent pass.
+const NO_HAPROXY = haproxyMissing();
+if (NO_HAPROXY) it(`HAProxy tests: ${NO_HAPROXY}`, { skip: NO_HAPROXY }, () => {});
 
 /** Per-test limit for the runner; every wait inside a test has its own, shorter limit. */
 const TEST = { timeout: 20_000 };
@@ -373,7 +374,7 @@ const VERSIONS = [["v1", 1], ["v2", 2]] as const;
 
 for (const transport of TRANSPORTS) {
   describe(`PROXY protocol (${transport.name} transport)`, () => {
-    describe("through HAProxy", () => {
+    describe("through HAProxy", { skip: NO_HAPROXY }, () => {
       for (const [sendProxy, version] of VERSIONS) {
         it(
           `send-proxy${version === 2 ? "-v2" : ""}: a client delivers; every hook sees the client, not HAProxy`,
@@ -755,7 +756,7 @@ for (const transport of TRANSPORTS) {
 }
 
 for (const transport of TRANSPORTS) {
-  describe(`examples/haproxy.cfg, as the README shows it (${transport.name} transport)`, () => {
+  describe(`examples/haproxy.cfg, as the README shows it (${transport.name} transport)`, { skip: NO_HAPROXY }, () => {
     it(
       "mail flows through it to two receivers with the clients' addresses; its health checks log nothing",
       TEST,
