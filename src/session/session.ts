@@ -118,7 +118,7 @@ export class Session {
   #hideNonCommands = false;
   /** A read started ahead of the loop (before the greeting, or while a hook runs); the loop takes it next. */
   #readingAhead: Promise<Uint8Array | null> | undefined;
-  /** Whether unprocessed client bytes are buffered (then no read is started ahead: see #readAhead). */
+  /** In DATA: whether client bytes after the message's end wait unprocessed (see #readAhead). */
   #inputBuffered = false;
   /** Rejects the hook being awaited (timeout, client gone, abort); set while one is awaited. */
   #interruptHook: ((err: SmtpdException) => void) | undefined;
@@ -268,7 +268,8 @@ export class Session {
    * needs no read pending) until this read has delivered its bytes.
    */
   #readAhead(): void {
-    if (this.#readingAhead || this.#inputBuffered || this.#closing) return;
+    // Asked only when a hook goes async, so the command path pays no scan per line for it.
+    if (this.#readingAhead || this.#closing || this.#inputBuffered || this.#lines.hasCompleteLine()) return;
     const read = this.#conn.read();
     this.#readingAhead = read;
     read.then((chunk) => {
@@ -509,11 +510,11 @@ export class Session {
         }
         continue;
       }
+      this.#inputBuffered = false;
       this.#lines.push(pending);
       pending = EMPTY;
       for (let item = this.#lines.next(); item && !this.#closing; item = this.#lines.next()) {
         this.#disarmTimer();
-        this.#inputBuffered = this.#lines.hasCompleteLine();
         const handling = this.#handleItem(item);
         if (handling) await handling;
         if ((this.#state as State) === "DATA") {
