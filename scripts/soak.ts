@@ -26,7 +26,6 @@
  * @module
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { execFileSync } from "node:child_process";
 import os from "node:os";
 import { join, resolve } from "node:path";
 import process from "node:process";
@@ -37,7 +36,7 @@ import { intOption, UsageError } from "./bench/lib/args.ts";
 import { type Library, prepareLibrary } from "./bench/lib/library.ts";
 import { describeMachine } from "./bench/lib/machine.ts";
 import { cpuSeconds, machineBusySeconds, peakRssBytes, resetPeakRss, rssBytes } from "./bench/lib/proc.ts";
-import { type Child, start } from "./bench/lib/spawn.ts";
+import { type Child, findNode, start } from "./bench/lib/spawn.ts";
 import type { Toolchain } from "./bench/lib/targets.ts";
 import type { TargetStats } from "./soak/plan.ts";
 import type { Tally } from "./soak/tally.ts";
@@ -97,14 +96,6 @@ function parse(argv: string[]): Options {
     runtimes: RUNTIMES.filter((r) => runtimes.includes(r)),
     settle: intOption("settle", values.settle, 5, 1),
   };
-}
-
-function findNode(): string {
-  try {
-    return execFileSync("bash", ["-c", "command -v node"], { encoding: "utf8" }).trim() || "node";
-  } catch {
-    return "node";
-  }
 }
 
 function progress(msg: string): void {

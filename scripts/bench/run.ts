@@ -34,7 +34,7 @@
  * @module
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { execFileSync } from "node:child_process";
+import { findNode } from "./lib/spawn.ts";
 import os from "node:os";
 import { join, resolve } from "node:path";
 import process from "node:process";
@@ -116,15 +116,6 @@ function parse(argv: string[]): Options {
     idle: intOption("idle", values.idle, quick ? 1000 : 5000),
     smtpSource: !values["no-smtp-source"],
   };
-}
-
-/** `node` from PATH: run.ts itself usually runs under Deno, whose execPath is deno. */
-function findNode(): string {
-  try {
-    return execFileSync("bash", ["-c", "command -v node"], { encoding: "utf8" }).trim() || "node";
-  } catch {
-    return "node";
-  }
 }
 
 function progress(msg: string): void {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import type { Buffer } from "node:buffer";
 
 /** Descriptors asked for; capped at the hard limit when that is lower. */
@@ -110,4 +110,13 @@ export async function run(
   const child = start(command, args, cwd);
   const code = await child.exited;
   return { code, stdout: child.stdout(), stderr: child.stderr() };
+}
+
+/** `node` from PATH: the bench and soak scripts usually run under Deno, whose execPath is deno. */
+export function findNode(): string {
+  try {
+    return execFileSync("bash", ["-c", "command -v node"], { encoding: "utf8" }).trim() || "node";
+  } catch {
+    return "node";
+  }
 }
