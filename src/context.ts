@@ -9,6 +9,7 @@
 import type { SmtpdException } from "./exceptions.ts";
 import { concatBytes } from "./bytes.ts";
 import type { ProxyHeader } from "./proxy_protocol.ts";
+import type { EsmtpParameter } from "./session/registry.ts";
 
 /** A MAIL or RCPT parameter value: the text after `=`, or `true` for a bare keyword. */
 export type EsmtpParamValue = string | true;
@@ -63,6 +64,75 @@ export interface ServerContext {
   errors: Array<SmtpdException | Error>;
   /** With `proxyExtension`: what the PROXY header said (the socket peer is `proxy.proxyIp`); else `null`. */
   proxy: ProxyInfo | null;
+  /**
+   * What the last accepted XCLIENT said (from a host in `xclientTrustedSources`), else `null`.
+   * Its NAME, ADDR, PORT, HELO, LOGIN, DESTADDR and DESTPORT already replaced the fields above.
+   */
+  xclient: XclientInfo | null;
+  /** `"SMTP"` or `"LMTP"`: which protocol the listener speaks. */
+  protocol: "SMTP" | "LMTP";
+}
+
+/**
+ * Attributes of XCLIENT (Postfix), decoded from xtext. `null`: the proxy said
+ * `[UNAVAILABLE]` (or `[TEMPUNAVAIL]` for NAME); absent: it did not send it.
+ */
+export interface XclientInfo {
+  /** NAME: the client's host name. */
+  name?: string | null;
+  /** ADDR: the client's IP address (`IPV6:` prefix removed, v4-mapped as IPv4). */
+  addr?: string | null;
+  /** PORT: the client's port. */
+  port?: number | null;
+  /** PROTO: `"SMTP"` or `"ESMTP"`. */
+  proto?: "SMTP" | "ESMTP" | null;
+  /** HELO: the client's HELO/EHLO argument. */
+  helo?: string | null;
+  /** LOGIN: the client's SASL login; the session counts as authenticated by it. */
+  login?: string | null;
+  /** DESTADDR: the server address the client connected to. */
+  destaddr?: string | null;
+  /** DESTPORT: the server port the client connected to. */
+  destport?: number | null;
+}
+
+/**
+ * Attributes of XFORWARD (Postfix) for one transaction, decoded; `null` for
+ * `[UNAVAILABLE]`. They describe the upstream client for logging only: access
+ * decisions keep the session's own values.
+ */
+export interface XforwardInfo {
+  /** NAME: upstream client host name. */
+  name: string | null;
+  /** ADDR: upstream client IP address. */
+  addr: string | null;
+  /** PORT: upstream client port. */
+  port: number | null;
+  /** PROTO: the protocol the upstream received the mail with. */
+  proto: string | null;
+  /** HELO: the name the upstream client announced. */
+  helo: string | null;
+  /** IDENT: the upstream's queue id. */
+  ident: string | null;
+  /** SOURCE: `"LOCAL"` or `"REMOTE"`. */
+  source: "LOCAL" | "REMOTE" | null;
+}
+
+/** A DSN `NOTIFY` word (RFC 3461 4.1); `NEVER` stands alone. */
+export type DsnNotify = "NEVER" | "SUCCESS" | "FAILURE" | "DELAY";
+
+/** One accepted recipient with its parameters decoded. */
+export interface RecipientContext {
+  /** The forward-path as stored in `envelope.to` (a hook may have replaced it). */
+  address: string;
+  /** Every RCPT parameter, keyword upper-cased, as sent. */
+  params: Record<string, EsmtpParamValue>;
+  /** DSN `NOTIFY` (RFC 3461), `null` when not sent. */
+  notify: DsnNotify[] | null;
+  /** DSN `ORCPT` (RFC 3461): address type (e.g. `"rfc822"`) and the xtext-decoded original recipient; `null` when not sent. */
+  orcpt: { type: string; address: string } | null;
+  /** What application-declared RCPT parameters recorded ({@link EsmtpParameter}). */
+  values: Record<string, unknown>;
 }
 
 /** The current mail transaction: sender, recipients and their parameters. */
@@ -71,14 +141,24 @@ export interface EnvelopeContext {
   from: string;
   /** The forward-paths accepted so far, with angle brackets. */
   to: string[];
-  /** `""`, `"7bit"` or `"8bitmime"` from the MAIL `BODY=` parameter. */
-  encodingBody: "" | "7bit" | "8bitmime";
+  /** `""`, `"7bit"`, `"8bitmime"` or `"binarymime"` from the MAIL `BODY=` parameter. */
+  encodingBody: "" | "7bit" | "8bitmime" | "binarymime";
   /** `"utf8"` when MAIL carried `SMTPUTF8`, else `""`. */
   encodingUtf8: "" | "utf8";
   /** Every MAIL parameter, keyword upper-cased. */
   mailParams: Record<string, EsmtpParamValue>;
   /** The parameters of each accepted RCPT, in the order of `to`. */
   rcptParams: Array<Record<string, EsmtpParamValue>>;
+  /** Each accepted recipient with its parameters decoded (DSN), in the order of `to`. */
+  recipients: RecipientContext[];
+  /** DSN on MAIL (RFC 3461): `RET` and the xtext-decoded `ENVID`, `null` each when not sent. */
+  dsn: { ret: "FULL" | "HDRS" | null; envid: string | null };
+  /** MAIL carried `REQUIRETLS` (RFC 8689): the message must only travel on over TLS. */
+  requireTls: boolean;
+  /** What XFORWARD said for this transaction (trusted content filters), else `null`. */
+  xforward: XforwardInfo | null;
+  /** What application-declared MAIL parameters recorded ({@link EsmtpParameter}). */
+  values: Record<string, unknown>;
 }
 
 /** The message of the current transaction. */
@@ -172,7 +252,19 @@ export function endContext(ctx: SmtpdContext): void {
 
 /** A fresh, empty envelope. */
 export function newEnvelope(): EnvelopeContext {
-  return { from: "", to: [], encodingBody: "", encodingUtf8: "", mailParams: {}, rcptParams: [] };
+  return {
+    from: "",
+    to: [],
+    encodingBody: "",
+    encodingUtf8: "",
+    mailParams: {},
+    rcptParams: [],
+    recipients: [],
+    dsn: { ret: null, envid: null },
+    requireTls: false,
+    xforward: null,
+    values: {},
+  };
 }
 
 const EMPTY = new Uint8Array(0);

@@ -7,6 +7,12 @@
 import type { Transport } from "./transport/types.ts";
 import type { SaslMechanism } from "./auth/types.ts";
 import { CidrList } from "./cidr.ts";
+import {
+  checkCommandDefinition,
+  checkParameter,
+  type CommandDefinition,
+  type EsmtpParameter,
+} from "./session/registry.ts";
 
 /** How line endings other than CRLF are treated (commands and DATA). */
 export type CrlfMode = "CRLF_ENSURE" | "CRLF_LEAVE" | "CRLF_STRICT";
@@ -134,6 +140,30 @@ export interface ServerOptions {
   greetingDelay?: number;
   /** Seconds any hook may take; past it the client gets `421 4.3.0`, `ctx.signal` aborts and the session ends. `null`: no limit. Default 120. */
   hookTimeout?: number | null;
+  /** Advertise and accept CHUNKING: the `BDAT` command (RFC 3030). Default `false`. */
+  chunkingExtension?: boolean;
+  /** Advertise and accept BINARYMIME (`BODY=BINARYMIME`, RFC 3030; needs `chunkingExtension`). Default `false`. */
+  binaryMimeExtension?: boolean;
+  /** Advertise and accept DSN: `RET`/`ENVID` on MAIL, `NOTIFY`/`ORCPT` on RCPT (RFC 3461). Default `false`. */
+  dsnExtension?: boolean;
+  /** Advertise and accept REQUIRETLS (RFC 8689), over TLS only. Default `false`. */
+  requireTlsExtension?: boolean;
+  /**
+   * Clients (CIDR list) that may send XCLIENT and XFORWARD (Postfix), e.g. a
+   * proxy or content filter in front; `"unix"` trusts Unix-socket clients.
+   * Default none: both are neither offered nor accepted.
+   */
+  xclientTrustedSources?: string[];
+  /** Speak LMTP (RFC 2033) instead of SMTP: `LHLO`, one reply per recipient after the message. Default `false`. */
+  lmtp?: boolean;
+  /** Unix socket paths to listen on as well as `ports` (a stale socket file there is replaced). Default none. */
+  socketPaths?: string | string[];
+  /** Commands to add (or to replace built-in ones of the same name). */
+  commands?: CommandDefinition[];
+  /** Built-in commands to switch off (they then get `502`), e.g. `["VRFY", "HELP"]`. */
+  disabledCommands?: string[];
+  /** MAIL and RCPT parameters to accept besides the built-in ones. */
+  esmtpParameters?: EsmtpParameter[];
 }
 
 /** Options after defaults, as the server uses them (`server.options`). */
@@ -240,6 +270,28 @@ export interface ResolvedOptions {
   readonly greetingDelay: number;
   /** See {@link ServerOptions.hookTimeout}. */
   readonly hookTimeout: number | null;
+  /** See {@link ServerOptions.chunkingExtension}. */
+  readonly chunkingExtension: boolean;
+  /** See {@link ServerOptions.binaryMimeExtension}. */
+  readonly binaryMimeExtension: boolean;
+  /** See {@link ServerOptions.dsnExtension}. */
+  readonly dsnExtension: boolean;
+  /** See {@link ServerOptions.requireTlsExtension}. */
+  readonly requireTlsExtension: boolean;
+  /** See {@link ServerOptions.xclientTrustedSources} (without `"unix"`). */
+  readonly xclientTrustedSources: CidrList;
+  /** Whether Unix-socket clients may send XCLIENT and XFORWARD (`"unix"` in {@link ServerOptions.xclientTrustedSources}). */
+  readonly xclientTrustsUnix: boolean;
+  /** See {@link ServerOptions.lmtp}. */
+  readonly lmtp: boolean;
+  /** See {@link ServerOptions.socketPaths}. */
+  readonly socketPaths: readonly string[];
+  /** See {@link ServerOptions.commands}. */
+  readonly commands: readonly CommandDefinition[];
+  /** See {@link ServerOptions.disabledCommands} (upper-cased). */
+  readonly disabledCommands: readonly string[];
+  /** See {@link ServerOptions.esmtpParameters}. */
+  readonly esmtpParameters: readonly EsmtpParameter[];
 }
 
 /** Every {@link CrlfMode}, for validation and for tools that list them (the dev server's `--crlf-mode`). */
@@ -365,6 +417,45 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     transport: o.transport,
     ...resolveTlsAndAuth(o),
     ...resolveLimits(o),
+    ...resolveExtensions(o),
+  };
+}
+
+/** The extension and registry part of {@link resolveOptions}. */
+function resolveExtensions(o: ServerOptions) {
+  const chunkingExtension = bool("chunkingExtension", o.chunkingExtension ?? false);
+  const binaryMimeExtension = bool("binaryMimeExtension", o.binaryMimeExtension ?? false);
+  if (binaryMimeExtension && !chunkingExtension) {
+    throw new TypeError("binaryMimeExtension needs chunkingExtension (RFC 3030: BINARYMIME bodies are sent with BDAT)");
+  }
+  const trusted = o.xclientTrustedSources ?? [];
+  if (!Array.isArray(trusted)) throw new TypeError("xclientTrustedSources must be an array of CIDR strings or \"unix\"");
+  const socketPaths = o.socketPaths === undefined ? [] : Array.isArray(o.socketPaths) ? o.socketPaths : [o.socketPaths];
+  for (const path of socketPaths) {
+    if (typeof path !== "string" || path === "") throw new TypeError("socketPaths must be non-empty path strings");
+  }
+  const commands = o.commands ?? [];
+  if (!Array.isArray(commands)) throw new TypeError("commands must be an array of command definitions");
+  commands.forEach(checkCommandDefinition);
+  const disabled = o.disabledCommands ?? [];
+  if (!Array.isArray(disabled) || disabled.some((c) => typeof c !== "string" || !/^[A-Za-z][A-Za-z0-9-]*$/.test(c))) {
+    throw new TypeError("disabledCommands must be an array of command names");
+  }
+  const params = o.esmtpParameters ?? [];
+  if (!Array.isArray(params)) throw new TypeError("esmtpParameters must be an array of parameter declarations");
+  params.forEach(checkParameter);
+  return {
+    chunkingExtension,
+    binaryMimeExtension,
+    dsnExtension: bool("dsnExtension", o.dsnExtension ?? false),
+    requireTlsExtension: bool("requireTlsExtension", o.requireTlsExtension ?? false),
+    xclientTrustedSources: cidrs("xclientTrustedSources", trusted.filter((e) => e !== "unix"), []),
+    xclientTrustsUnix: trusted.includes("unix"),
+    lmtp: bool("lmtp", o.lmtp ?? false),
+    socketPaths: [...socketPaths],
+    commands: [...commands],
+    disabledCommands: disabled.map((c) => c.toUpperCase()),
+    esmtpParameters: [...params],
   };
 }
 

@@ -40,6 +40,8 @@ function serverContext(): ServerContext {
     exceptions: 0,
     errors: [],
     proxy: null,
+    xclient: null,
+    protocol: "SMTP",
   };
 }
 

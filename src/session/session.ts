@@ -168,6 +168,8 @@ export class Session {
       exceptions: 0,
       errors: [],
       proxy,
+      xclient: null,
+      protocol: this.#opts.lmtp ? "LMTP" : "SMTP",
     });
   }
 
