@@ -9,7 +9,6 @@
 import type { SmtpdException } from "./exceptions.ts";
 import { concatBytes } from "./bytes.ts";
 import type { ProxyHeader } from "./proxy_protocol.ts";
-import type { EsmtpParameter } from "./session/registry.ts";
 
 /** A MAIL or RCPT parameter value: the text after `=`, or `true` for a bare keyword. */
 export type EsmtpParamValue = string | true;
@@ -131,7 +130,7 @@ export interface RecipientContext {
   notify: DsnNotify[] | null;
   /** DSN `ORCPT` (RFC 3461): address type (e.g. `"rfc822"`) and the xtext-decoded original recipient; `null` when not sent. */
   orcpt: { type: string; address: string } | null;
-  /** What application-declared RCPT parameters recorded ({@link EsmtpParameter}). */
+  /** What application-declared RCPT parameters recorded (see `EsmtpParameter`). */
   values: Record<string, unknown>;
 }
 
@@ -157,7 +156,7 @@ export interface EnvelopeContext {
   requireTls: boolean;
   /** What XFORWARD said for this transaction (trusted content filters), else `null`. */
   xforward: XforwardInfo | null;
-  /** What application-declared MAIL parameters recorded ({@link EsmtpParameter}). */
+  /** What application-declared MAIL parameters recorded (see `EsmtpParameter`). */
   values: Record<string, unknown>;
 }
 
