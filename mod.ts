@@ -1,9 +1,11 @@
 /**
  * midi-smtp-server: an embeddable SMTP server for Deno, Node and Bun. It
- * speaks SMTP (RFC 5321 with PIPELINING, SIZE, 8BITMIME, SMTPUTF8 and
- * ENHANCEDSTATUSCODES) and hands every step to your hooks. For running it on
- * the Internet it has the PROXY protocol, per-client limits, hook deadlines
- * and an overload mode.
+ * speaks SMTP (RFC 5321 with PIPELINING, SIZE, 8BITMIME, SMTPUTF8,
+ * ENHANCEDSTATUSCODES, CHUNKING/BINARYMIME, DSN and REQUIRETLS) or LMTP, and
+ * hands every step to your hooks; commands, EHLO keywords and MAIL/RCPT
+ * parameters can be added. For running it on the Internet it has the PROXY
+ * protocol, XCLIENT/XFORWARD, per-client limits, hook deadlines and an
+ * overload mode.
  *
  * @example
  * ```ts
@@ -51,15 +53,27 @@ export {
   type SelfSignedCertificate,
   type SelfSignedCertificateOptions,
 } from "./src/tls/certificates.ts";
-export type { Awaitable, SmtpdHooks } from "./src/hooks.ts";
+export type { Awaitable, RecipientResults, SmtpdHooks } from "./src/hooks.ts";
 export type {
+  DsnNotify,
   EnvelopeContext,
   EsmtpParamValue,
   MessageContext,
   ProxyInfo,
+  RecipientContext,
   ServerContext,
   SmtpdContext,
+  XclientInfo,
+  XforwardInfo,
 } from "./src/context.ts";
+export type {
+  CommandDefinition,
+  EsmtpParameter,
+  ParameterTarget,
+  SessionControl,
+  SessionState,
+} from "./src/session/registry.ts";
+export { decodeXtext, encodeXtext } from "./src/session/xtext.ts";
 export {
   buildProxyHeaderV1,
   buildProxyHeaderV2,

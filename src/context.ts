@@ -41,8 +41,8 @@ export interface ServerContext {
   heloResponse: string;
   /** Argument of the accepted HELO/EHLO, `""` before. */
   helo: string;
-  /** Which greeting the client used: `""`, `"HELO"` or `"EHLO"`. */
-  heloMode: "" | "HELO" | "EHLO";
+  /** Which greeting the client used: `""`, `"HELO"`, `"EHLO"` or (LMTP) `"LHLO"`. */
+  heloMode: "" | "HELO" | "EHLO" | "LHLO";
   /** When the connection was accepted. */
   connected: Date;
   /** When AUTH succeeded, or `null`. */

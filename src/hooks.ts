@@ -10,6 +10,16 @@
 import type { ProxyInfo, SmtpdContext } from "./context.ts";
 import type { LogSeverity } from "./options.ts";
 import type { SaslCredentials } from "./auth/types.ts";
+import type { SmtpdException } from "./exceptions.ts";
+
+/**
+ * LMTP (RFC 2033): what `onMessageDataEvent` may return to answer each
+ * accepted recipient on its own, in the order of `ctx.envelope.recipients`:
+ * `undefined`/`null` delivers (250), an `Smtpd…Exception` answers with its
+ * reply (e.g. `Smtpd452Exception` for a full mailbox), another Error gives
+ * 451. Ignored in SMTP, where one reply answers the message.
+ */
+export type RecipientResults = ReadonlyArray<SmtpdException | Error | null | undefined>;
 
 /** A hook's result: a value, or a promise of one. */
 export type Awaitable<T> = T | Promise<T>;
@@ -71,8 +81,12 @@ export interface SmtpdHooks {
   onMessageDataReceivingEvent(ctx: SmtpdContext): Awaitable<void>;
   /** The header section is complete (`ctx.message.headers` is set). Throwing rejects the message like above. */
   onMessageDataHeadersEvent(ctx: SmtpdContext): Awaitable<void>;
-  /** The whole message is in `ctx.message`; return to accept it (250), throw to refuse it. */
-  onMessageDataEvent(ctx: SmtpdContext): Awaitable<void>;
+  /**
+   * The whole message is in `ctx.message`; return to accept it (250), throw
+   * to refuse it. In LMTP a throw answers every recipient alike; return
+   * {@link RecipientResults} to answer them one by one.
+   */
+  onMessageDataEvent(ctx: SmtpdContext): Awaitable<void | RecipientResults>;
   /**
    * Streaming mode, used instead of `onMessageDataEvent` when overridden: the
    * body arrives as a stream while the client sends it (with backpressure, so

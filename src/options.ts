@@ -7,6 +7,7 @@
 import type { Transport } from "./transport/types.ts";
 import type { SaslMechanism } from "./auth/types.ts";
 import { CidrList } from "./cidr.ts";
+import type { SmtpdContext } from "./context.ts";
 import {
   checkCommandDefinition,
   checkParameter,
@@ -164,6 +165,13 @@ export interface ServerOptions {
   disabledCommands?: string[];
   /** MAIL and RCPT parameters to accept besides the built-in ones. */
   esmtpParameters?: EsmtpParameter[];
+  /**
+   * Adjusts the EHLO keywords per session: gets the built-in lines (e.g.
+   * `"SIZE 26214400"`, `"STARTTLS"`, `"AUTH PLAIN LOGIN"`) and returns the
+   * lines to offer (or changes the array in place). A keyword left out is
+   * also refused: STARTTLS and AUTH answer 502, parameters 555.
+   */
+  ehloKeywords?: (ctx: SmtpdContext, keywords: string[]) => string[] | void;
 }
 
 /** Options after defaults, as the server uses them (`server.options`). */
@@ -292,6 +300,8 @@ export interface ResolvedOptions {
   readonly disabledCommands: readonly string[];
   /** See {@link ServerOptions.esmtpParameters}. */
   readonly esmtpParameters: readonly EsmtpParameter[];
+  /** See {@link ServerOptions.ehloKeywords}. */
+  readonly ehloKeywords: ((ctx: SmtpdContext, keywords: string[]) => string[] | void) | undefined;
 }
 
 /** Every {@link CrlfMode}, for validation and for tools that list them (the dev server's `--crlf-mode`). */
@@ -429,7 +439,7 @@ function resolveExtensions(o: ServerOptions) {
     throw new TypeError("binaryMimeExtension needs chunkingExtension (RFC 3030: BINARYMIME bodies are sent with BDAT)");
   }
   const trusted = o.xclientTrustedSources ?? [];
-  if (!Array.isArray(trusted)) throw new TypeError("xclientTrustedSources must be an array of CIDR strings or \"unix\"");
+  if (!Array.isArray(trusted)) throw new TypeError('xclientTrustedSources must be an array of CIDR strings or "unix"');
   const socketPaths = o.socketPaths === undefined ? [] : Array.isArray(o.socketPaths) ? o.socketPaths : [o.socketPaths];
   for (const path of socketPaths) {
     if (typeof path !== "string" || path === "") throw new TypeError("socketPaths must be non-empty path strings");
@@ -440,6 +450,10 @@ function resolveExtensions(o: ServerOptions) {
   const disabled = o.disabledCommands ?? [];
   if (!Array.isArray(disabled) || disabled.some((c) => typeof c !== "string" || !/^[A-Za-z][A-Za-z0-9-]*$/.test(c))) {
     throw new TypeError("disabledCommands must be an array of command names");
+  }
+  const ehloKeywords = o.ehloKeywords;
+  if (ehloKeywords !== undefined && typeof ehloKeywords !== "function") {
+    throw new TypeError("ehloKeywords must be a function (ctx, keywords) => keywords");
   }
   const params = o.esmtpParameters ?? [];
   if (!Array.isArray(params)) throw new TypeError("esmtpParameters must be an array of parameter declarations");
@@ -456,6 +470,7 @@ function resolveExtensions(o: ServerOptions) {
     commands: [...commands],
     disabledCommands: disabled.map((c) => c.toUpperCase()),
     esmtpParameters: [...params],
+    ehloKeywords,
   };
 }
 

@@ -9,7 +9,7 @@
  * @module
  */
 import type { CrlfMode } from "../options.ts";
-import { concatBytes } from "../bytes.ts";
+import { type BodyFramer, BodyOutput } from "./body_framer.ts";
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -31,9 +31,15 @@ const NO_WORDS = new Int32Array(0);
  * 0.21 (only Bun's `memchr` was faster, on 1000-byte lines: 0.07 vs 0.16).
  * `words` views `buf` from byte `wordBase` (its first 4-aligned byte). The
  * test is exact for "some byte is below 0x0E" in a word; which byte it is is
- * found byte by byte, so byte order does not matter.
+ * found byte by byte, so byte order does not matter. Exported for the BDAT
+ * framer, which scans text bodies the same way.
+ *
+ * @param buf the bytes to scan
+ * @param words `buf` as 32-bit words from byte `wordBase` (empty when `buf` holds no whole word there)
+ * @param wordBase `buf`'s first 4-aligned byte: `(4 - (buf.byteOffset & 3)) & 3`
+ * @param from where to start
  */
-function findControl(buf: Uint8Array, words: Int32Array, wordBase: number, from: number): number {
+export function findControl(buf: Uint8Array, words: Int32Array, wordBase: number, from: number): number {
   const len = buf.length;
   let at = from;
   // Bytes up to the next word boundary.
@@ -87,34 +93,23 @@ export interface DataPushResult {
  * new TextDecoder().decode(r.take()); // => "Subject: x\r\n\r\n.hi\r\n"
  * ```
  */
-export class DataReader {
-  /** Message bytes after unstuffing and the CRLF policy, counted even past `maxSize`. */
-  size = 0;
-  /** The message passed `maxSize`. */
-  oversize = false;
+export class DataReader extends BodyOutput implements BodyFramer {
   /** A line passed `maxLineLength`. */
   lineTooLong = false;
   /** A bare CR or LF was seen (refused in `CRLF_STRICT`). */
   bareLineBreak = false;
-  /** Size of the header section of the output, including the empty line that ends it, or -1 while not seen. */
-  headerSize = -1;
   /** The line break kept in `CRLF_LEAVE` mode when the last line ended with a bare LF. */
   lastLineBreak = "\r\n";
-  /** Keep the message bytes; `false` only counts them (streaming mode takes them as they come). */
-  retain = true;
 
-  #segments: Uint8Array[] = [];
   #atLineStart = true;
   #prevCR = false;
   #carry: Uint8Array | undefined;
   #lineLength = 0;
-  /** Output bytes since the last LF of the output, while looking for the end of the headers. */
-  #outLineLength = 0;
-  #outLastByte = -1;
   readonly #options: DataReaderOptions;
 
   /** @param options limits and CRLF policy */
   constructor(options: DataReaderOptions) {
+    super(options.maxSize, false);
     this.#options = options;
   }
 
@@ -153,18 +148,18 @@ export class DataReader {
         if (i >= len) break;
         if (buf[i] === DOT) {
           if (i + 1 >= len || (buf[i + 1] === CR && i + 2 >= len)) {
-            this.#emit(buf.subarray(segStart, i));
+            this.emit(buf.subarray(segStart, i));
             this.#carry = buf.slice(i);
             this.#atLineStart = true;
             return { consumed: chunk.length, done: false };
           }
           if (buf[i + 1] === CR && buf[i + 2] === LF) {
-            this.#emit(buf.subarray(segStart, i));
+            this.emit(buf.subarray(segStart, i));
             this.#atLineStart = true;
             return { consumed: i + 3 - carried, done: true };
           }
           // A dot-stuffed line: drop the first dot (it does not count toward the line length).
-          this.#emit(buf.subarray(segStart, i));
+          this.emit(buf.subarray(segStart, i));
           segStart = i + 1;
           i++;
         }
@@ -190,8 +185,8 @@ export class DataReader {
       if (!crlf) {
         this.bareLineBreak = true;
         if (mode === "CRLF_ENSURE") {
-          this.#emit(buf.subarray(segStart, lf));
-          this.#emit(CRLF_BYTES);
+          this.emit(buf.subarray(segStart, lf));
+          this.emit(CRLF_BYTES);
           segStart = lf + 1;
         }
       }
@@ -200,7 +195,7 @@ export class DataReader {
       atLineStart = crlf;
     }
     this.#atLineStart = atLineStart;
-    this.#emit(buf.subarray(segStart, len));
+    this.emit(buf.subarray(segStart, len));
     this.#prevCR = len > 0 && buf[len - 1] === CR;
     return { consumed: chunk.length, done: false };
   }
@@ -210,68 +205,8 @@ export class DataReader {
     this.bareLineBreak = true;
     if (this.#options.crlfMode !== "CRLF_ENSURE") return segStart;
     // The CR is (or was) emitted already; add the LF it lacks.
-    this.#emit(buf.subarray(segStart, at + 1));
-    this.#emit(LF_BYTES);
+    this.emit(buf.subarray(segStart, at + 1));
+    this.emit(LF_BYTES);
     return at + 1;
-  }
-
-  #emit(segment: Uint8Array): void {
-    const n = segment.length;
-    if (n === 0) return;
-    if (this.headerSize < 0) this.#findHeaderEnd(segment);
-    this.size += n;
-    if (this.oversize) return;
-    const max = this.#options.maxSize;
-    if (max > 0 && this.size > max) {
-      this.oversize = true;
-      this.#segments = [];
-      return;
-    }
-    if (this.retain) this.#segments.push(segment);
-  }
-
-  /** Looks for the first empty line (LF or CRLF alone) in the output; runs only until it is found. */
-  #findHeaderEnd(segment: Uint8Array): void {
-    let from = 0;
-    for (let lf = segment.indexOf(LF); lf >= 0; lf = segment.indexOf(LF, from)) {
-      const before = this.#outLineLength + (lf - from);
-      const prev = lf > 0 ? segment[lf - 1] : this.#outLastByte;
-      if (before === 0 || (before === 1 && prev === CR)) {
-        this.headerSize = this.size + lf + 1;
-        return;
-      }
-      this.#outLineLength = 0;
-      from = lf + 1;
-    }
-    this.#outLineLength += segment.length - from;
-    this.#outLastByte = segment[segment.length - 1];
-  }
-
-  /** Copies the first `n` kept bytes (the header section) without taking them. */
-  peek(n: number): Uint8Array {
-    const out = new Uint8Array(Math.min(n, this.size));
-    let offset = 0;
-    for (const s of this.#segments) {
-      if (offset >= out.length) break;
-      const part = s.subarray(0, out.length - offset);
-      out.set(part, offset);
-      offset += part.length;
-    }
-    return out.subarray(0, offset);
-  }
-
-  /** Removes and returns the kept bytes as the received pieces, without joining them. */
-  takeSegments(): Uint8Array[] {
-    const segments = this.#segments;
-    this.#segments = [];
-    return segments;
-  }
-
-  /** Removes and returns the bytes kept since the last call, joined (streaming mode reads them per chunk). */
-  take(): Uint8Array {
-    const segments = this.#segments;
-    this.#segments = [];
-    if (segments.length === 1) return segments[0];
-    return concatBytes(segments);
   }
 }

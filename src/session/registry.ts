@@ -83,6 +83,8 @@ export interface ParameterTarget {
   readonly envelope: EnvelopeContext;
   /** For RCPT: the recipient being added. */
   readonly recipient?: RecipientContext;
+  /** Whether this EHLO keyword is offered to the client now (see {@link SessionControl.offers}). */
+  offers(keyword: string): boolean;
 }
 
 /**

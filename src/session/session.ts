@@ -10,7 +10,7 @@
 import type { Connection, TlsServerOptions } from "../transport/types.ts";
 import type { SaslExchange, SaslMechanism, SaslStep } from "../auth/types.ts";
 import { decodeBase64Response, encodeBase64 } from "../auth/mod.ts";
-import { type Awaitable, isPromiseLike, type SmtpdHooks } from "../hooks.ts";
+import { type Awaitable, isPromiseLike, type RecipientResults, type SmtpdHooks } from "../hooks.ts";
 import type { LogSeverity, ResolvedOptions } from "../options.ts";
 import {
   endContext,
@@ -19,6 +19,7 @@ import {
   newEnvelope,
   newMessage,
   type ProxyInfo,
+  type RecipientContext,
   setMessageData,
   type SmtpdContext,
 } from "../context.ts";
@@ -42,20 +43,23 @@ import {
 } from "../exceptions.ts";
 import { type LineItem, LineReader } from "./line_reader.ts";
 import { DataPhase } from "./data_phase.ts";
+import { concatBytes } from "../bytes.ts";
 import { MessageStream } from "./message_stream.ts";
 import type { Deadlines } from "./deadlines.ts";
-import {
-  forbiddenCommand,
-  hasControl,
-  isKnownCommand,
-  nonAsciiRefused,
-  parsePathArgument,
-  type PathArgument,
-  splitCommand,
-} from "./arguments.ts";
+import { forbiddenCommand, hasControl, nonAsciiRefused, parsePathArgument, splitCommand } from "./arguments.ts";
 import { formatHookReply, formatMultiline, formatReply, oneLine } from "./replies.ts";
 import type { ClientLimits, Refusal } from "../client_limits.ts";
 import { HookTimeoutException, SessionEndedException } from "./errors.ts";
+import {
+  type CommandDefinition,
+  ehloKeyword,
+  isEhloKeywordLine,
+  type SessionControl,
+  type SessionState,
+} from "./registry.ts";
+import { ParameterTable } from "./parameters.ts";
+import { XCLIENT_COMMAND, XFORWARD_COMMAND } from "./xclient.ts";
+import { XCLIENT_ATTRIBUTES, XFORWARD_ATTRIBUTES } from "./xclient_attributes.ts";
 
 /** What a session needs from its server. */
 export interface SessionHost {
@@ -89,13 +93,13 @@ export interface SessionHost {
   overloadTimeout(): number | null;
 }
 
-type State = "HELO" | "RSET" | "MAIL" | "RCPT" | "DATA" | "QUIT";
+type State = SessionState;
 
 const encoder = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
-/** One SMTP session over one connection. */
-export class Session {
+/** One SMTP session over one connection; also the {@link SessionControl} its commands are given. */
+export class Session implements SessionControl {
   /** The context handed to every hook. */
   readonly ctx: SmtpdContext;
   #host: SessionHost;
@@ -103,8 +107,21 @@ export class Session {
   #conn: Connection;
   #state: State = "HELO";
   #lines: LineReader;
-  /** The message being received, in state DATA. */
+  /** The message being received: in state DATA, or in a BDAT transaction. */
   #data: DataPhase | undefined;
+  /** Message bytes flow to #data now: after DATA's 354, or inside a BDAT chunk. */
+  #receiving = false;
+  /** Bytes of a refused BDAT chunk still to be read and dropped (never parsed as commands). */
+  #discarding = 0;
+  /** What answers the refused chunk once its bytes are dropped, and whether it was the LAST one. */
+  #discardReply: { error: unknown; last: boolean } | undefined;
+  /** The size of the BDAT chunk being read, for its 250. */
+  #chunkSize = 0;
+  /** A chunk of this BDAT transaction failed: further BDATs are refused until RSET or BDAT LAST (RFC 3030 2). */
+  #chunkFailed = false;
+  /** The EHLO keywords offered now (upper-case keyword -> line); computed at EHLO, or when first asked. */
+  #offered: Map<string, string> | undefined;
+  readonly #tables: SessionTables;
   #out = "";
   #badCommands = 0;
   #closing = false;
@@ -142,20 +159,23 @@ export class Session {
     this.#opts = host.options;
     this.#conn = conn;
     this.#lines = new LineReader(this.#opts.maxCommandLineLength, this.#opts.ioBufferMaxSize);
+    this.#tables = tablesFor(this.#opts);
     const local = conn.localAddress;
     // Behind a proxy the client is the one its header names (LOCAL and UNKNOWN keep the socket's).
     const remote = proxy?.command === "PROXY" && proxy.sourceIp !== undefined
       ? { hostname: proxy.sourceIp, port: proxy.sourcePort ?? 0 }
       : conn.remoteAddress;
+    // A Unix-socket peer has no address: it is this host (RFC 2033's usual LMTP path).
+    const localName = local.hostname === "" ? "localhost" : local.hostname;
     this.ctx = newContext({
-      localHost: local.hostname,
+      localHost: localName,
       localIp: local.hostname,
       localPort: local.port,
-      remoteHost: remote.hostname,
+      remoteHost: remote.hostname === "" ? "localhost" : remote.hostname,
       remoteIp: remote.hostname,
       remotePort: remote.port,
-      localResponse: `${local.hostname} says welcome!`,
-      heloResponse: `${local.hostname} at your service!`,
+      localResponse: `${localName} says welcome!`,
+      heloResponse: `${localName} at your service!`,
       helo: "",
       heloMode: "",
       connected: new Date(),
@@ -183,7 +203,7 @@ export class Session {
     try {
       if (await this.#greet()) {
         while (!this.#closing) {
-          if (this.#shuttingDown && this.#state !== "DATA") {
+          if (this.#shuttingDown && !this.#receiving) {
             this.#reply(421, "4.3.2", "Service shutting down, closing transmission channel");
             this.#closing = true;
             break;
@@ -191,7 +211,7 @@ export class Session {
           this.#armTimer();
           if (this.#out !== "") await this.#flush();
           if (this.#closing) break;
-          if (this.#shuttingDown && this.#state !== "DATA") continue; // asked to shut down during the flush
+          if (this.#shuttingDown && !this.#receiving) continue; // asked to shut down during the flush
           this.#waitingForInput = true;
           if (this.#state === "HELO" || this.#state === "RSET") this.#idleSince = Date.now();
           const chunk = await this.#read();
@@ -209,7 +229,7 @@ export class Session {
       this.#disarmTimer();
       this.#host.deadlines.remove(this);
       this.#host.hookDeadlines.remove(this);
-      if (this.#state === "DATA") this.#host.log(this.ctx, "info", "client vanished during DATA: message dropped");
+      if (this.#receiving) this.#host.log(this.ctx, "info", `client vanished during ${this.#state}: message dropped`);
       this.#data?.stream?.error(new Error("the client disconnected before the end of the message"));
       await this.#closeConnection();
       endContext(this.ctx);
@@ -363,7 +383,7 @@ export class Session {
    */
   shutdown(): void {
     this.#shuttingDown = true;
-    if (this.#waitingForInput && this.#state !== "DATA" && !this.#closing) {
+    if (this.#waitingForInput && !this.#receiving && !this.#closing) {
       this.#closing = true;
       this.#reply(421, "4.3.2", "Service shutting down, closing transmission channel");
       this.#flush().finally(() => this.#conn.close());
@@ -406,7 +426,7 @@ export class Session {
 
   /** Shortens a running command or greeting deadline to `seconds` from now (overload). */
   tightenDeadline(seconds: number): void {
-    if (this.#timerArmed && this.#state !== "DATA") this.#host.deadlines.shorten(this, seconds * 1000);
+    if (this.#timerArmed && !this.#receiving) this.#host.deadlines.shorten(this, seconds * 1000);
   }
 
   // ---- greeting ----------------------------------------------------------------------------
@@ -490,11 +510,18 @@ export class Session {
 
   // ---- input -------------------------------------------------------------------------------
 
-  /** Processes one chunk from the client: message bytes in DATA, command lines otherwise. */
+  /** Processes one chunk from the client: message bytes in DATA or a BDAT chunk, command lines otherwise. */
   async #consume(chunk: Uint8Array): Promise<void> {
     let pending = chunk;
     while (pending.length > 0 && !this.#closing) {
-      if (this.#state === "DATA") {
+      if (this.#discarding > 0) {
+        const dropped = Math.min(this.#discarding, pending.length);
+        this.#discarding -= dropped;
+        pending = pending.subarray(dropped);
+        if (this.#discarding === 0) this.#chunkDiscarded();
+        continue;
+      }
+      if (this.#receiving) {
         const phase = this.#data!;
         const { consumed, done } = phase.push(pending);
         pending = pending.subarray(consumed);
@@ -507,7 +534,7 @@ export class Session {
         }
         if (phase.stream) await phase.pump(() => this.#closing);
         if (done) {
-          const finishing = this.#finishMessage(phase);
+          const finishing = phase.chunked ? this.#chunkEnded(phase) : this.#finishMessage(phase);
           if (finishing) await finishing;
         }
         continue;
@@ -519,8 +546,8 @@ export class Session {
         this.#disarmTimer();
         const handling = this.#handleItem(item);
         if (handling) await handling;
-        if ((this.#state as State) === "DATA") {
-          // Message bytes sent right behind DATA belong to the message.
+        if (this.#receiving || this.#discarding > 0) {
+          // Bytes right behind DATA or BDAT belong to the message (or to the chunk being dropped).
           pending = this.#lines.takeRest();
           break;
         }
@@ -559,7 +586,7 @@ export class Session {
       if (this.#host.logs("debug")) this.#host.log(this.ctx, "debug", "<<< [AUTH response hidden]");
       return this.#saslResponse(line);
     }
-    if (this.#hideNonCommands) this.#hideNonCommands = !isKnownCommand(line);
+    if (this.#hideNonCommands) this.#hideNonCommands = !this.#tables.commands.has(splitCommand(line).verb);
     if (this.#host.logs("debug")) {
       // After a refused AUTH the client may still send its responses (the password): never log them.
       const shown = this.#hideNonCommands ? "[line hidden: it may be an AUTH response]" : redactAuth(line);
@@ -572,9 +599,9 @@ export class Session {
       this.#closing = true;
       return;
     }
-    // An AUTH line may arrive together with its SASL response: that is not pipelining, and
-    // refusing it would turn the credentials into an "unknown command".
-    if (!this.#opts.pipeliningExtension && this.#lines.hasCompleteLine() && !/^AUTH /i.test(line)) {
+    // An AUTH line may arrive together with its SASL response, and a BDAT line with its chunk: that is not
+    // pipelining, and refusing it would turn the credentials or the message into "unknown commands".
+    if (!this.#tables.pipelining && this.#lines.hasCompleteLine() && !/^(?:AUTH|BDAT) /i.test(line)) {
       return this.#fail(new Smtpd500PipeliningException());
     }
     let dispatched: void | Promise<void>;
@@ -589,56 +616,196 @@ export class Session {
   /** Runs a command; throws (or rejects with) the error that answers it. */
   #dispatch(line: string): void | Promise<void> {
     const { verb, args } = splitCommand(line);
-    if (this.#opts.tlsMode === "TLS_REQUIRED" && !this.ctx.server.encrypted && !this.#allowedBeforeTls(verb)) {
+    const command = this.#tables.commands.get(verb);
+    if (this.#opts.tlsMode === "TLS_REQUIRED" && !this.ctx.server.encrypted && !command?.allowedBeforeTls) {
       if (verb === "AUTH") this.#hideNonCommands = true; // its responses (a password) may follow: never log them
       throw new Tls530Exception();
     }
-    switch (verb) {
-      case "EHLO":
-      case "HELO":
-        return this.#helo(verb, args);
-      case "MAIL":
-        return this.#mail(args);
-      case "RCPT":
-        return this.#rcpt(args);
-      case "DATA":
-        return this.#dataCommand(args);
-      case "RSET":
+    if (command) return command.handler(this, args, line);
+    // Probably the responses of a refused AUTH: neither the unknown-command hook nor the log sees them.
+    if (this.#hideNonCommands) throw new Smtpd500Exception("unknown command: [hidden: it may be an AUTH response]");
+    return this.#unknown(line);
+  }
+
+  /**
+   * The built-in commands, registered like an application's (a static
+   * initializer, so that they may reach the session's private state).
+   */
+  static readonly builtins: readonly CommandDefinition[] = [
+    { name: "HELO", handler: (s, args) => (s as Session).#helo("HELO", args) },
+    { name: "EHLO", allowedBeforeTls: true, handler: (s, args) => (s as Session).#helo("EHLO", args) },
+    { name: "LHLO", allowedBeforeTls: true, handler: (s, args) => (s as Session).#helo("LHLO", args) },
+    { name: "MAIL", handler: (s, args) => (s as Session).#mail(args) },
+    { name: "RCPT", handler: (s, args) => (s as Session).#rcpt(args) },
+    { name: "DATA", handler: (s, args) => (s as Session).#dataCommand(args) },
+    { name: "BDAT", handler: (s, args) => (s as Session).#bdat(args) },
+    {
+      name: "RSET",
+      handler(s, args) {
         if (args) throw syntax("RSET");
-        this.#resetTransaction();
-        return this.#reply(250, "2.0.0", "OK");
-      case "NOOP":
-        return this.#reply(250, "2.0.0", "OK");
-      case "QUIT":
-        this.#reply(221, "2.0.0", "Service closing transmission channel");
-        this.#state = "QUIT";
-        this.#closing = true;
-        return;
-      case "HELP":
-        return this.#reply(214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY");
-      case "VRFY":
+        s.reset();
+        s.reply(250, "2.0.0", "OK");
+      },
+    },
+    { name: "NOOP", allowedBeforeTls: true, handler: (s) => s.reply(250, "2.0.0", "OK") },
+    {
+      name: "QUIT",
+      allowedBeforeTls: true,
+      handler(s) {
+        s.reply(221, "2.0.0", "Service closing transmission channel");
+        (s as Session).#state = "QUIT";
+        s.close();
+      },
+    },
+    {
+      name: "HELP",
+      handler: (s) => s.reply(214, "2.0.0", `Commands: ${[...(s as Session).#tables.commands.keys()].join(" ")}`),
+    },
+    {
+      name: "VRFY",
+      handler(s, args) {
         if (!args) throw syntax("VRFY <address>");
-        return this.#reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
-      case "EXPN":
+        s.reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
+      },
+    },
+    {
+      name: "EXPN",
+      handler() {
         throw new Smtpd502Exception();
-      case "STARTTLS":
-        return this.#startTlsCommand(args);
-      case "AUTH":
+      },
+    },
+    { name: "STARTTLS", allowedBeforeTls: true, handler: (s, args) => (s as Session).#startTlsCommand(args) },
+    {
+      name: "AUTH",
+      handler: (s, args) =>
         // Refused before its exchange, AUTH may still be followed by its responses (a password): hide them.
-        return this.#auth(args).catch((err) => {
-          this.#hideNonCommands = true;
+        (s as Session).#auth(args).catch((err) => {
+          (s as Session).#hideNonCommands = true;
           throw err;
-        });
-      default:
-        // Probably the responses of a refused AUTH: neither the unknown-command hook nor the log sees them.
-        if (this.#hideNonCommands) throw new Smtpd500Exception("unknown command: [hidden: it may be an AUTH response]");
-        return this.#unknown(line);
+        }),
+    },
+    XCLIENT_COMMAND,
+    XFORWARD_COMMAND,
+  ];
+
+  // ---- SessionControl: what a command handler may do -------------------------------------------
+
+  /** Where the session is. */
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  /** Whether the EHLO keyword `keyword` is offered to this client now. */
+  offers(keyword: string): boolean {
+    return this.#offeredKeywords().has(keyword.toUpperCase());
+  }
+
+  /** Adds a one-line reply. */
+  reply(code: number, enhancedCode: string, text: string): void {
+    this.#reply(code, enhancedCode, text);
+  }
+
+  /** Adds a multi-line reply, the same code on every line. */
+  replyLines(code: number, lines: readonly string[]): void {
+    if (!Number.isInteger(code) || code < 200 || code > 599) throw new TypeError(`Invalid reply code ${code}`);
+    if (lines.length === 0) throw new TypeError("A reply needs at least one line");
+    this.#out += formatMultiline(code, lines);
+  }
+
+  /** Ends the mail transaction, as RSET does. */
+  reset(): void {
+    this.#resetTransaction();
+  }
+
+  /** Starts over as if the client had just connected (XCLIENT): HELO, AUTH and the transaction are forgotten. */
+  async restart(): Promise<void> {
+    const server = this.ctx.server;
+    server.helo = "";
+    server.heloMode = "";
+    server.authenticated = null;
+    server.authorizationId = "";
+    server.authenticationId = "";
+    this.#state = "HELO";
+    this.#offered = undefined;
+    this.#resetTransaction();
+    try {
+      const connected = this.#host.hooks.onConnectEvent(this.ctx);
+      if (isPromiseLike(connected)) await this.#awaitHook("onConnectEvent", connected);
+    } catch (err) {
+      const refusal = err instanceof SmtpdException ? err : this.#localError(err, true);
+      this.#noteError(refusal);
+      this.#replyError(refusal);
+      this.#state = "QUIT";
+      this.#closing = true;
+      return;
     }
+    this.#out += `220 ${oneLine(server.localResponse)}\r\n`;
+  }
+
+  /** Reads the client's next line for a command handler (its line break removed). */
+  async readLine(): Promise<string> {
+    for (;;) {
+      const item = this.#lines.next();
+      if (item?.kind === "line") return strictUtf8.decode(item.bytes);
+      if (item) throw new Smtpd500Exception("line too long", "Line too long", "5.5.2");
+      await this.#readMore();
+    }
+  }
+
+  /** Reads exactly `count` bytes for a command handler. */
+  async readBytes(count: number): Promise<Uint8Array> {
+    if (!Number.isInteger(count) || count < 0) throw new TypeError(`Invalid byte count ${count}`);
+    const parts: Uint8Array[] = [];
+    let missing = count;
+    for (;;) {
+      const buffered = this.#lines.takeRest();
+      const used = Math.min(missing, buffered.length);
+      parts.push(buffered.subarray(0, used));
+      missing -= used;
+      if (used < buffered.length) this.#lines.push(buffered.subarray(used));
+      if (missing === 0) return parts.length === 1 ? parts[0] : concatBytes(parts);
+      await this.#readMore();
+    }
+  }
+
+  /** Waits for more client input into the line buffer (replies so far are sent first); rejects if the client left. */
+  async #readMore(): Promise<void> {
+    if (this.#out !== "") await this.#flush();
+    if (this.#closing) throw new SessionEndedException("session ending");
+    this.#armTimer();
+    const chunk = await this.#read();
+    this.#disarmTimer();
+    if (chunk === null || this.#closing) {
+      this.#closing = true;
+      throw new SessionEndedException("the client left");
+    }
+    this.#lines.push(chunk);
+  }
+
+  /** Counts a failed command towards `maxBadCommands`. */
+  countFailure(): void {
+    this.#badCommands++;
+    if (this.#badCommands >= this.#opts.maxBadCommands && !this.#closing) {
+      this.#reply(421, "4.7.0", "Too many errors, closing transmission channel");
+      this.#closing = true;
+    }
+  }
+
+  /** Closes the connection once the replies so far are sent. */
+  close(): void {
+    this.#closing = true;
   }
 
   // ---- commands ----------------------------------------------------------------------------
 
-  #helo(verb: "HELO" | "EHLO", args: string): void | Promise<void> {
+  #helo(verb: "HELO" | "EHLO" | "LHLO", args: string): void | Promise<void> {
+    // RFC 2033 4.1: an LMTP server takes LHLO only, an SMTP server never takes it.
+    if (this.#opts.lmtp !== (verb === "LHLO")) {
+      throw new Smtpd500Exception(
+        undefined,
+        this.#opts.lmtp ? "This is an LMTP server: use LHLO" : "Command unrecognized",
+      );
+    }
     if (!args || args.includes(" ") || hasControl(args)) throw syntax(`${verb} hostname`);
     const accepted = this.#host.hooks.onHeloEvent(this.ctx, args);
     if (isPromiseLike(accepted)) {
@@ -647,7 +814,7 @@ export class Session {
     this.#heloAccepted(verb, args);
   }
 
-  #heloAccepted(verb: "HELO" | "EHLO", args: string): void {
+  #heloAccepted(verb: "HELO" | "EHLO" | "LHLO", args: string): void {
     // RFC 5321 4.1.4: a later EHLO/HELO resets the session like RSET.
     this.#resetTransaction();
     const server = this.ctx.server;
@@ -658,26 +825,69 @@ export class Session {
       this.#out += `250 ${oneLine(server.heloResponse)}\r\n`;
       return;
     }
-    this.#out += formatMultiline(250, [server.heloResponse, ...this.#extensions()]);
+    this.#offered = undefined; // asked again: TLS, AUTH or the client may have changed since
+    this.#out += formatMultiline(250, [server.heloResponse, ...this.#offeredKeywords().values()]);
   }
 
-  /** The EHLO keywords, in the order they are advertised. */
+  /** The EHLO keywords offered now, by upper-case keyword, in the order they are advertised. */
+  #offeredKeywords(): Map<string, string> {
+    if (this.#offered) return this.#offered;
+    let lines = this.#extensions();
+    const adjust = this.#opts.ehloKeywords;
+    if (adjust) {
+      try {
+        const adjusted = adjust(this.ctx, lines);
+        if (Array.isArray(adjusted)) lines = adjusted;
+      } catch (err) {
+        this.#host.log(this.ctx, "error", `ehloKeywords failed: ${errorText(err)}: the built-in list is offered`, err);
+      }
+    }
+    const offered = new Map<string, string>();
+    for (const line of lines) {
+      if (typeof line === "string" && isEhloKeywordLine(line)) offered.set(ehloKeyword(line), line);
+      else this.#host.log(this.ctx, "error", `ehloKeywords: invalid keyword line ${JSON.stringify(line)} left out`);
+    }
+    this.#offered = offered;
+    return offered;
+  }
+
+  /** The built-in EHLO keywords for this client now, in the order they are advertised. */
   #extensions(): string[] {
     const o = this.#opts;
+    const server = this.ctx.server;
     const list: string[] = [];
-    if (o.pipeliningExtension) list.push("PIPELINING");
+    if (this.#tables.pipelining) list.push("PIPELINING");
     list.push(o.maxMessageSize > 0 ? `SIZE ${o.maxMessageSize}` : "SIZE");
     if (o.internationalizationExtensions) list.push("8BITMIME", "SMTPUTF8");
     if (o.enhancedStatusCodesExtension) list.push("ENHANCEDSTATUSCODES");
-    if (this.#host.startTls && !this.ctx.server.encrypted) list.push("STARTTLS");
+    if (o.chunkingExtension) list.push("CHUNKING");
+    if (o.binaryMimeExtension) list.push("BINARYMIME");
+    if (o.dsnExtension) list.push("DSN");
+    if (this.#host.startTls && !server.encrypted) list.push("STARTTLS");
+    if (o.requireTlsExtension && server.encrypted) list.push("REQUIRETLS");
     if (this.#authOffered()) list.push(`AUTH ${[...this.#host.authMechanisms.keys()].join(" ")}`);
+    if (this.#xclientTrusted()) {
+      list.push(`XCLIENT ${XCLIENT_ATTRIBUTES.join(" ")}`, `XFORWARD ${XFORWARD_ATTRIBUTES.join(" ")}`);
+    }
     return list;
+  }
+
+  /** Whether the client as the session sees it now may use XCLIENT and XFORWARD. */
+  #xclientTrusted(): boolean {
+    const o = this.#opts;
+    if (this.#conn.remoteAddress.hostname === "") return o.xclientTrustsUnix; // a Unix-socket client
+    return o.xclientTrustedSources.entries.length > 0 && o.xclientTrustedSources.contains(this.ctx.server.remoteIp);
   }
 
   #mail(args: string): void | Promise<void> {
     if (this.#state === "HELO") throw new Smtpd503Exception(undefined, "Send HELO/EHLO first");
     this.#checkTlsAndAuth();
-    if (this.#state !== "RSET") throw new Smtpd503Exception(undefined, "Sender already specified");
+    if (this.#state !== "RSET") {
+      throw new Smtpd503Exception(
+        undefined,
+        this.#state === "BDAT" ? "MAIL after BDAT: send RSET first" : "Sender already specified",
+      );
+    }
     // Counted per client address whether accepted or not, as Postfix does.
     const refusal = this.#host.limits.admitMessage(this.ctx.server.remoteIp);
     if (refusal) {
@@ -687,37 +897,9 @@ export class Session {
     const i18n = this.#opts.internationalizationExtensions;
     const parsed = parsePathArgument(args, "FROM", true, i18n);
     const envelope = newEnvelope();
-    for (const [key, value] of Object.entries(parsed.params)) {
-      switch (key) {
-        case "SIZE": {
-          const size = typeof value === "string" && /^\d{1,20}$/.test(value) ? Number(value) : NaN;
-          if (Number.isNaN(size)) throw new Smtpd501Exception(undefined, "Syntax error in SIZE parameter");
-          const max = this.#opts.maxMessageSize;
-          if (max > 0 && size > max) {
-            throw new Smtpd552Exception(undefined, "Message size exceeds fixed maximum message size");
-          }
-          break;
-        }
-        case "BODY":
-          if (!i18n) throw unsupportedParam(key);
-          if (typeof value !== "string" || !/^(7BIT|8BITMIME)$/i.test(value)) {
-            throw new Smtpd501Exception(undefined, "Syntax error in BODY parameter (7BIT or 8BITMIME)");
-          }
-          envelope.encodingBody = value.toUpperCase() === "7BIT" ? "7bit" : "8bitmime";
-          break;
-        case "AUTH":
-          // RFC 4954 5: accepted from authenticated clients (and ignored otherwise); we only record it.
-          if (this.#opts.authMode === "AUTH_FORBIDDEN") throw unsupportedParam(key);
-          break;
-        case "SMTPUTF8":
-          if (!i18n) throw unsupportedParam(key);
-          if (value !== true) throw new Smtpd501Exception(undefined, "SMTPUTF8 takes no value");
-          envelope.encodingUtf8 = "utf8";
-          break;
-        default:
-          throw unsupportedParam(key);
-      }
-    }
+    // XFORWARD attributes sent before MAIL belong to this transaction.
+    envelope.xforward = this.ctx.envelope.xforward;
+    this.#tables.parameters.apply("MAIL", parsed.params, { ctx: this.ctx, envelope, offers: this.#offersFn });
     if (parsed.utf8 && envelope.encodingUtf8 !== "utf8") throw nonAsciiRefused();
     envelope.mailParams = parsed.params;
     envelope.from = parsed.path;
@@ -752,37 +934,60 @@ export class Session {
     if (this.#state === "HELO") throw new Smtpd503Exception(undefined, "Send HELO/EHLO first");
     // RFC 3207 4 / RFC 4954 6: before STARTTLS or AUTH the answer is 530, whatever the sequence.
     this.#checkTlsAndAuth();
+    if (this.#state === "BDAT") throw new Smtpd503Exception(undefined, "RCPT after BDAT: send RSET first");
     if (this.#state !== "MAIL" && this.#state !== "RCPT") {
       throw new Smtpd503Exception(undefined, "Need MAIL command first");
     }
     const envelope = this.ctx.envelope;
     const utf8 = envelope.encodingUtf8 === "utf8";
     const parsed = parsePathArgument(args, "TO", false, utf8);
-    for (const key of Object.keys(parsed.params)) throw unsupportedParam(key);
+    const recipient: RecipientContext = {
+      address: parsed.path,
+      params: parsed.params,
+      notify: null,
+      orcpt: null,
+      values: {},
+    };
+    this.#tables.parameters.apply("RCPT", parsed.params, {
+      ctx: this.ctx,
+      envelope,
+      recipient,
+      offers: this.#offersFn,
+    });
     if (parsed.utf8 && !utf8) throw nonAsciiRefused();
     if (envelope.to.length >= this.#opts.maxRecipients) throw new TooManyRecipientsException();
     const result = this.#host.hooks.onRcptToEvent(this.ctx, parsed.path);
     if (isPromiseLike(result)) {
       return this.#awaitHook("onRcptToEvent", result).then((replaced) =>
-        this.#rcptAccepted(envelope, parsed, replaced)
+        this.#rcptAccepted(envelope, recipient, replaced)
       );
     }
-    this.#rcptAccepted(envelope, parsed, result);
+    this.#rcptAccepted(envelope, recipient, result);
   }
 
-  #rcptAccepted(envelope: EnvelopeContext, parsed: PathArgument, replaced: string | void): void {
-    envelope.to.push(typeof replaced === "string" ? replaced : parsed.path);
-    envelope.rcptParams.push(parsed.params);
+  #rcptAccepted(envelope: EnvelopeContext, recipient: RecipientContext, replaced: string | void): void {
+    if (typeof replaced === "string") recipient.address = replaced;
+    envelope.to.push(recipient.address);
+    envelope.rcptParams.push(recipient.params);
+    envelope.recipients.push(recipient);
     this.#state = "RCPT";
     this.#reply(250, "2.1.5", "OK");
   }
+
+  /** {@link offers} as a function, made once: parameters are given it with every MAIL and RCPT. */
+  readonly #offersFn = (keyword: string) => this.offers(keyword);
 
   #dataCommand(args: string): void | Promise<void> {
     if (args) throw syntax("DATA");
     if (this.#state === "HELO") throw new Smtpd503Exception(undefined, "Send HELO/EHLO first");
     this.#checkTlsAndAuth();
     if (this.#state === "RSET") throw new Smtpd503Exception(undefined, "Need MAIL command first");
+    if (this.#state === "BDAT") throw new Smtpd503Exception(undefined, "DATA after BDAT: send RSET first");
     if (this.#state !== "RCPT") throw new Smtpd503Exception(undefined, "Need RCPT command first");
+    // RFC 3030 3: a BINARYMIME body cannot be sent with DATA (its dots and line breaks are not text).
+    if (this.ctx.envelope.encodingBody === "binarymime") {
+      throw new Smtpd503Exception(undefined, "DATA cannot be used with BODY=BINARYMIME: use BDAT");
+    }
     const started = this.#host.hooks.onMessageDataStartEvent(this.ctx);
     if (isPromiseLike(started)) {
       return this.#awaitHook("onMessageDataStartEvent", started).then(() => this.#dataStarted());
@@ -805,6 +1010,7 @@ export class Session {
       maxLineLength: this.#opts.maxDataLineLength,
     }, stream);
     this.#state = "DATA";
+    this.#receiving = true;
     this.#reply(354, "", 'Enter message, ending with "." on a line by itself');
   }
 
@@ -848,6 +1054,7 @@ export class Session {
     if (args) throw syntax("STARTTLS");
     if (this.ctx.server.encrypted) throw new Smtpd503Exception(undefined, "TLS already active");
     if (this.#state === "HELO") throw new Smtpd503Exception(undefined, "Send EHLO first");
+    if (!this.offers("STARTTLS")) throw new Smtpd502Exception(); // hidden from this client by ehloKeywords
     // Whatever the client sent behind STARTTLS arrived in plaintext: drop it
     // unread (CVE-2011-0411, CVE-2024-34083). The transport drops what is
     // still queued in the socket.
@@ -872,6 +1079,7 @@ export class Session {
     server.authorizationId = "";
     server.authenticationId = "";
     this.#state = "HELO";
+    this.#offered = undefined;
     this.#resetTransaction();
     await this.#tlsStarted();
   }
@@ -887,9 +1095,11 @@ export class Session {
   async #auth(args: string): Promise<void> {
     const o = this.#opts;
     if (o.authMode === "AUTH_FORBIDDEN") throw new Smtpd502Exception();
-    if (this.ctx.server.heloMode !== "EHLO") throw new Smtpd503Exception(undefined, "Send EHLO first");
+    const heloMode = this.ctx.server.heloMode;
+    if (heloMode !== "EHLO" && heloMode !== "LHLO") throw new Smtpd503Exception(undefined, "Send EHLO first");
     if (o.tlsMode === "TLS_REQUIRED" && !this.ctx.server.encrypted) throw new Tls530Exception();
     if (!this.#authOffered()) throw new Smtpd538Exception();
+    if (!this.offers("AUTH")) throw new Smtpd502Exception(); // hidden from this client by ehloKeywords
     if (this.ctx.server.authenticated) throw new Smtpd503Exception(undefined, "Already authenticated");
     if (this.#state !== "RSET") throw new Smtpd503Exception(undefined, "AUTH not permitted during a mail transaction");
     const locked = this.#host.limits.authLocked(this.ctx.server.remoteIp);
@@ -994,9 +1204,13 @@ export class Session {
     }
   }
 
-  /** The final dot arrived: the refusal or the hook's outcome is the reply; the transaction ends either way. */
+  /**
+   * The message is complete (the final dot, or the end of BDAT LAST): the
+   * refusal or the hook's outcome is the reply; the transaction ends either way.
+   */
   #finishMessage(phase: DataPhase): void | Promise<void> {
     this.#data = undefined;
+    this.#receiving = false;
     this.#state = "RSET";
     this.#disarmTimer();
     const stream = phase.stream;
@@ -1004,7 +1218,7 @@ export class Session {
     if (refusal) {
       stream?.error(refusal);
       this.#noteError(refusal);
-      this.#replyError(refusal);
+      this.#messageRefused(refusal);
       return this.#resetTransaction();
     }
     const message = this.ctx.message;
@@ -1012,38 +1226,221 @@ export class Session {
     if (stream) return this.#finishStream(stream).finally(() => this.#resetTransaction());
     setMessageData(message, phase.takeSegments());
     if (this.#opts.crlfMode === "CRLF_LEAVE") message.crlf = phase.lastLineBreak;
-    let accepted: Awaitable<void>;
+    let accepted: Awaitable<void | RecipientResults>;
     try {
       accepted = this.#host.hooks.onMessageDataEvent(this.ctx);
     } catch (err) {
-      this.#fail(err, false);
+      this.#messageFailed(err);
       return this.#resetTransaction();
     }
     if (isPromiseLike(accepted)) {
       return this.#awaitHook("onMessageDataEvent", accepted)
-        .then(() => this.#messageAccepted(), (err) => this.#fail(err, false))
+        .then((results) => this.#messageAccepted(results), (err) => this.#messageFailed(err))
         .finally(() => this.#resetTransaction());
     }
-    this.#messageAccepted();
+    this.#messageAccepted(accepted);
     this.#resetTransaction();
   }
 
-  #messageAccepted(): void {
+  /** The data hook accepted the message: 250 (LMTP: one reply per recipient, from `results` where given). */
+  #messageAccepted(results?: void | RecipientResults): void {
     this.#errorCount = 0; // as Postfix: a delivered message forgives earlier errors
-    this.#reply(250, "2.0.0", "Requested mail action okay, completed");
+    if (!this.#opts.lmtp) {
+      this.#reply(250, "2.0.0", "Requested mail action okay, completed");
+      return;
+    }
+    // RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
+    const recipients = this.ctx.envelope.recipients;
+    for (let i = 0; i < recipients.length; i++) {
+      const result = Array.isArray(results) ? results[i] : undefined;
+      if (result instanceof SmtpdException) {
+        this.#noteError(result);
+        this.#reply(result.code, result.enhancedCode, `${recipients[i].address} ${result.text}`);
+      } else if (result instanceof Error) {
+        const local = this.#localError(result);
+        this.#reply(local.code, local.enhancedCode, `${recipients[i].address} ${local.text}`);
+      } else {
+        this.#reply(250, "2.0.0", `${recipients[i].address} OK, delivered`);
+      }
+    }
   }
 
-  /** Streaming mode: the final dot arrived; the hook's outcome is the reply. */
+  /** The data hook threw: its reply (LMTP: repeated for every recipient); a 421 ends the session. */
+  #messageFailed(err: unknown): void {
+    if (!this.#opts.lmtp || err instanceof SessionEndedException || err instanceof HookTimeoutException) {
+      this.#fail(err, false);
+      return;
+    }
+    const refusal = err instanceof SmtpdException ? err : this.#localError(err);
+    this.#noteError(refusal);
+    this.#messageRefused(refusal);
+  }
+
+  /** A refusal of the whole message: once, or in LMTP once per recipient (RFC 2033 4.2). */
+  #messageRefused(refusal: SmtpdException): void {
+    if (!this.#opts.lmtp || refusal instanceof SessionEndedException) {
+      this.#replyError(refusal);
+      return;
+    }
+    for (const recipient of this.ctx.envelope.recipients) {
+      this.#reply(refusal.code, refusal.enhancedCode, `${recipient.address} ${refusal.text}`);
+    }
+    if (refusal.code === 421) this.#closing = true;
+  }
+
+  /** Streaming mode: the message is complete; the hook's outcome is the reply. */
   async #finishStream(stream: MessageStream): Promise<void> {
     stream.close();
     let result: Awaited<typeof stream.hookResult>;
     try {
       result = await this.#awaitHook("onMessageDataStreamEvent", stream.hookResult);
     } catch (err) {
-      return this.#fail(err, false);
+      return this.#messageFailed(err);
     }
     if (result.ok) this.#messageAccepted();
-    else this.#fail(result.error, false);
+    else this.#messageFailed(result.error);
+  }
+
+  // ---- BDAT (RFC 3030) ---------------------------------------------------------------------
+
+  /**
+   * `BDAT size [LAST]`. Whatever the answer, exactly `size` bytes follow and
+   * are read (kept, or dropped for a refusal), so they can never be taken for
+   * commands; only a size that does not parse ends the connection, since then
+   * nobody knows where the chunk ends.
+   */
+  #bdat(args: string): void | Promise<void> {
+    const parsed = /^(\d{1,15})(?: +(LAST))? *$/i.exec(args);
+    if (!parsed) {
+      this.#closing = true;
+      throw new SmtpdException(521, "5.5.4", "Syntax: BDAT size [LAST], closing connection");
+    }
+    const size = Number(parsed[1]);
+    const last = parsed[2] !== undefined;
+    if (!this.offers("CHUNKING")) {
+      this.#closing = true;
+      throw new SmtpdException(521, "5.5.1", "BDAT is not offered, closing connection");
+    }
+    let phase = this.#data;
+    try {
+      this.#checkChunk(size);
+    } catch (err) {
+      return this.#discardChunk(size, last, err);
+    }
+    if (phase) return this.#beginChunk(phase, size, last);
+    // The first chunk starts the message, as DATA does.
+    let started: Awaitable<void>;
+    try {
+      started = this.#host.hooks.onMessageDataStartEvent(this.ctx);
+    } catch (err) {
+      return this.#discardChunk(size, last, err);
+    }
+    const begin = () => {
+      phase = this.#startChunkedMessage();
+      return this.#beginChunk(phase, size, last);
+    };
+    if (isPromiseLike(started)) {
+      return this.#awaitHook("onMessageDataStartEvent", started).then(begin, (err) => {
+        if (err instanceof SessionEndedException || err instanceof HookTimeoutException) throw err;
+        return this.#discardChunk(size, last, err);
+      });
+    }
+    return begin();
+  }
+
+  /** Throws the refusal of a chunk of `size` bytes, if it is to be refused. */
+  #checkChunk(size: number): void {
+    if (this.#state === "HELO") throw new Smtpd503Exception(undefined, "Send HELO/EHLO first");
+    this.#checkTlsAndAuth();
+    if (this.#state === "RSET") throw new Smtpd503Exception(undefined, "Need MAIL command first");
+    if (this.#state === "MAIL") throw new Smtpd554Exception(undefined, "No valid recipients", "5.5.1");
+    if (this.#chunkFailed) throw new Smtpd503Exception(undefined, "An earlier chunk failed: send RSET", "5.5.0");
+    const max = this.#opts.maxMessageSize;
+    if (max > 0 && (this.#data ? this.#data.wouldExceed(size) : size > max)) {
+      throw new Smtpd552Exception(undefined, "Message size exceeds fixed maximum message size", "5.3.4");
+    }
+  }
+
+  /** A BDAT transaction's message and its chunk framer. */
+  #startChunkedMessage(): DataPhase {
+    const message = newMessage();
+    message.received = new Date();
+    message.bytesize = 0;
+    this.ctx.message = message;
+    const stream = this.#host.streamingHookActive
+      ? new MessageStream((stream) => this.#host.hooks.onMessageDataStreamEvent(this.ctx, stream))
+      : undefined;
+    const phase = DataPhase.chunked({
+      crlfMode: this.#opts.crlfMode,
+      maxSize: this.#opts.maxMessageSize,
+      maxLineLength: this.#opts.maxDataLineLength,
+      binary: this.ctx.envelope.encodingBody === "binarymime",
+    }, stream);
+    this.#data = phase;
+    return phase;
+  }
+
+  #beginChunk(phase: DataPhase, size: number, last: boolean): void | Promise<void> {
+    this.#state = "BDAT";
+    this.#chunkSize = size;
+    phase.beginChunk(size, last);
+    if (size === 0) return this.#chunkEnded(phase);
+    this.#receiving = true;
+  }
+
+  /** A chunk's last byte is in: 250 for it, or the whole message's reply after LAST. */
+  #chunkEnded(phase: DataPhase): void | Promise<void> {
+    this.#receiving = false;
+    if (phase.complete) return this.#finishMessage(phase);
+    const refusal = phase.refusal;
+    if (refusal) {
+      // A hook refused the message during this chunk: the transaction is dead until RSET or LAST.
+      this.#data = undefined;
+      phase.stream?.error(refusal);
+      this.#chunkFailed = true;
+      this.#noteError(refusal);
+      this.#replyError(refusal);
+      return;
+    }
+    this.#reply(250, "2.0.0", `${this.#chunkSize} octets received`);
+  }
+
+  /**
+   * Refuses a chunk: its bytes are read and dropped, then `error` answers.
+   * A chunk too large to be worth reading (past 1.5 times the size limit, as
+   * Postfix) ends the connection instead.
+   */
+  #discardChunk(size: number, last: boolean, error: unknown): void {
+    const max = this.#opts.maxMessageSize;
+    if (max > 0 && size > max * 1.5 + 65536) {
+      this.#closing = true;
+      throw new Smtpd421Exception("chunk too large", "Chunk far too large, closing transmission channel", "4.3.4");
+    }
+    this.#discarding = size;
+    this.#discardReply = { error, last };
+    if (size === 0) this.#chunkDiscarded();
+  }
+
+  /** The refused chunk's bytes are dropped: now its refusal is answered. */
+  #chunkDiscarded(): void {
+    const { error, last } = this.#discardReply!;
+    this.#discardReply = undefined;
+    const inTransaction = this.#state === "RCPT" || this.#state === "BDAT";
+    if (this.#opts.lmtp && last && inTransaction) {
+      // RFC 2033 4.3: after BDAT LAST an LMTP client counts one reply per accepted recipient.
+      this.#messageFailed(error);
+    } else {
+      this.#fail(error);
+    }
+    // With recipients accepted, a refused chunk kills the transaction (later chunks must not make a message
+    // without this one's bytes): further BDATs are refused until RSET, and a LAST chunk ends it (Postfix).
+    if (!inTransaction) return;
+    if (last) return this.#resetTransaction();
+    this.#state = "BDAT";
+    this.#chunkFailed = true;
+    const phase = this.#data;
+    this.#data = undefined;
+    phase?.stream?.error(error instanceof Error ? error : new Error(String(error)));
   }
 
   // ---- replies and errors ------------------------------------------------------------------
@@ -1128,6 +1525,13 @@ export class Session {
   }
 
   #resetTransaction(): void {
+    const phase = this.#data;
+    if (phase && !this.#receiving) {
+      // A BDAT transaction ended between chunks (RSET, EHLO, STARTTLS): its message is dropped.
+      this.#data = undefined;
+      phase.stream?.error(new Error("the transaction was reset before the last chunk"));
+    }
+    this.#chunkFailed = false;
     this.ctx.envelope = newEnvelope();
     this.ctx.message = newMessage();
     if (this.#state !== "HELO") this.#state = "RSET";
@@ -1155,12 +1559,12 @@ export class Session {
   #armTimer(): void {
     if (this.#timerArmed) return;
     const o = this.#opts;
-    let seconds = this.#state === "DATA"
+    let seconds = this.#receiving
       ? o.ioDataTimeout
       : this.ctx.server.heloMode === "" && this.#state === "HELO"
       ? o.ioGreetingTimeout
       : o.ioCmdTimeout;
-    if (this.#state !== "DATA") {
+    if (!this.#receiving) {
       // Overloaded (Postfix's stress mode): a client gets seconds, not minutes, per command.
       const overload = this.#host.overloadTimeout();
       if (overload !== null && (seconds === null || overload < seconds)) seconds = overload;
@@ -1191,6 +1595,41 @@ export class Session {
   }
 }
 
+/** What a session looks up per command, made once per server (per resolved options). */
+interface SessionTables {
+  /** Commands by upper-case verb: the built-ins, an application's, disabled ones answering 502. */
+  readonly commands: ReadonlyMap<string, CommandDefinition>;
+  /** MAIL and RCPT parameters. */
+  readonly parameters: ParameterTable;
+  /** PIPELINING is offered and pipelined input accepted (always in LMTP: RFC 2033 4.1). */
+  readonly pipelining: boolean;
+}
+
+const tablesByOptions = new WeakMap<ResolvedOptions, SessionTables>();
+
+/** The command and parameter tables for `options`, made on first use and shared by its sessions. */
+function tablesFor(options: ResolvedOptions): SessionTables {
+  let tables = tablesByOptions.get(options);
+  if (tables) return tables;
+  const commands = new Map<string, CommandDefinition>();
+  for (const command of [...Session.builtins, ...options.commands]) commands.set(command.name.toUpperCase(), command);
+  for (const name of options.disabledCommands) {
+    commands.set(name, {
+      name,
+      handler() {
+        throw new Smtpd502Exception();
+      },
+    });
+  }
+  tables = {
+    commands,
+    parameters: new ParameterTable(options),
+    pipelining: options.pipeliningExtension || options.lmtp,
+  };
+  tablesByOptions.set(options, tables);
+  return tables;
+}
+
 const EMPTY = new Uint8Array(0);
 /** After abort() (a non-graceful stop), how long onDisconnectEvent is still awaited. */
 const ABORTED_HOOK_SECONDS = 1;
@@ -1211,10 +1650,6 @@ function redactAuth(line: string): string {
 
 function syntax(usage: string): SmtpdException {
   return new Smtpd501Exception(undefined, `Syntax: ${usage}`);
-}
-
-function unsupportedParam(key: string): SmtpdException {
-  return new SmtpdException(555, "5.5.4", `Unsupported parameter ${key}`);
 }
 
 function errorText(err: unknown): string {
