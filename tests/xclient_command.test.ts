@@ -24,9 +24,12 @@ function fakeSession(state: SessionState, trusted: boolean) {
     reset: () => {
       ctx.envelope = newEnvelope();
     },
-    restart: () => {
+    restart: (keep = {}) => {
       log.push("restart");
-      ctx.server.helo = "";
+      ctx.server.helo = keep.helo ?? "";
+      ctx.server.heloMode = keep.helo === undefined ? "" : keep.heloMode ?? "EHLO";
+      ctx.server.authenticationId = ctx.server.authorizationId = keep.login ?? "";
+      ctx.server.authenticated = keep.login === undefined ? null : new Date();
       return Promise.resolve();
     },
     readLine: () => Promise.reject(new Error("not used")),

@@ -35,10 +35,11 @@ export interface SessionControl {
   reset(): void;
   /**
    * Starts the session again as if the client had just connected (XCLIENT):
-   * forgets HELO/EHLO, AUTH and the transaction, runs `onConnectEvent` and
-   * sends the `220` greeting again. TLS stays.
+   * forgets HELO/EHLO, AUTH and the transaction (except what `keep` hands
+   * over), runs `onConnectEvent` and sends the `220` greeting again. TLS
+   * stays. If the hook refuses the client, `state` is `"QUIT"` afterwards.
    */
-  restart(): Promise<void>;
+  restart(keep?: RestartFacts): Promise<void>;
   /** Reads the client's next line (without its line break); rejects if the client leaves. */
   readLine(): Promise<string>;
   /** Reads exactly `count` bytes from the client; rejects if the client leaves first. */
@@ -47,6 +48,16 @@ export interface SessionControl {
   countFailure(): void;
   /** Closes the connection once the replies so far are sent. */
   close(): void;
+}
+
+/** What {@link SessionControl.restart} keeps: facts a proxy handed over for the new client. */
+export interface RestartFacts {
+  /** The client's HELO/EHLO name: the session counts as greeted (MAIL may follow). */
+  readonly helo?: string;
+  /** Which greeting `helo` came with (default `"EHLO"`). */
+  readonly heloMode?: "HELO" | "EHLO" | "LHLO";
+  /** An identity the client counts as authenticated with. */
+  readonly login?: string;
 }
 
 /**

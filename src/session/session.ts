@@ -50,16 +50,10 @@ import { forbiddenCommand, hasControl, nonAsciiRefused, parsePathArgument, split
 import { formatHookReply, formatMultiline, formatReply, oneLine } from "./replies.ts";
 import type { ClientLimits, Refusal } from "../client_limits.ts";
 import { HookTimeoutException, SessionEndedException } from "./errors.ts";
-import {
-  type CommandDefinition,
-  ehloKeyword,
-  isEhloKeywordLine,
-  type SessionControl,
-  type SessionState,
-} from "./registry.ts";
+import type { CommandDefinition, RestartFacts, SessionControl, SessionState } from "./registry.ts";
 import { ParameterTable } from "./parameters.ts";
 import { XCLIENT_COMMAND, XFORWARD_COMMAND } from "./xclient.ts";
-import { XCLIENT_ATTRIBUTES, XFORWARD_ATTRIBUTES } from "./xclient_attributes.ts";
+import { builtinKeywords, offeredKeywords } from "./ehlo_keywords.ts";
 
 /** What a session needs from its server. */
 export interface SessionHost {
@@ -659,7 +653,7 @@ export class Session implements SessionControl {
     },
     {
       name: "HELP",
-      handler: (s) => s.reply(214, "2.0.0", `Commands: ${[...(s as Session).#tables.commands.keys()].join(" ")}`),
+      handler: (s) => s.reply(214, "2.0.0", `Commands: ${(s as Session).#tables.help}`),
     },
     {
       name: "VRFY",
@@ -718,14 +712,15 @@ export class Session implements SessionControl {
   }
 
   /** Starts over as if the client had just connected (XCLIENT): HELO, AUTH and the transaction are forgotten. */
-  async restart(): Promise<void> {
+  async restart(keep: RestartFacts = {}): Promise<void> {
     const server = this.ctx.server;
-    server.helo = "";
-    server.heloMode = "";
-    server.authenticated = null;
-    server.authorizationId = "";
-    server.authenticationId = "";
-    this.#state = "HELO";
+    server.helo = keep.helo ?? "";
+    server.heloMode = keep.helo === undefined ? "" : keep.heloMode ?? "EHLO";
+    server.authenticated = keep.login === undefined ? null : new Date();
+    server.authorizationId = keep.login ?? "";
+    server.authenticationId = keep.login ?? "";
+    // A greeting handed over counts as sent: the client may go on with MAIL (as Postfix lets it).
+    this.#state = keep.helo === undefined ? "HELO" : "RSET";
     this.#offered = undefined;
     this.#resetTransaction();
     try {
@@ -832,44 +827,18 @@ export class Session implements SessionControl {
   /** The EHLO keywords offered now, by upper-case keyword, in the order they are advertised. */
   #offeredKeywords(): Map<string, string> {
     if (this.#offered) return this.#offered;
-    let lines = this.#extensions();
-    const adjust = this.#opts.ehloKeywords;
-    if (adjust) {
-      try {
-        const adjusted = adjust(this.ctx, lines);
-        if (Array.isArray(adjusted)) lines = adjusted;
-      } catch (err) {
-        this.#host.log(this.ctx, "error", `ehloKeywords failed: ${errorText(err)}: the built-in list is offered`, err);
-      }
-    }
-    const offered = new Map<string, string>();
-    for (const line of lines) {
-      if (typeof line === "string" && isEhloKeywordLine(line)) offered.set(ehloKeyword(line), line);
-      else this.#host.log(this.ctx, "error", `ehloKeywords: invalid keyword line ${JSON.stringify(line)} left out`);
-    }
-    this.#offered = offered;
-    return offered;
-  }
-
-  /** The built-in EHLO keywords for this client now, in the order they are advertised. */
-  #extensions(): string[] {
-    const o = this.#opts;
     const server = this.ctx.server;
-    const list: string[] = [];
-    if (this.#tables.pipelining) list.push("PIPELINING");
-    list.push(o.maxMessageSize > 0 ? `SIZE ${o.maxMessageSize}` : "SIZE");
-    if (o.internationalizationExtensions) list.push("8BITMIME", "SMTPUTF8");
-    if (o.enhancedStatusCodesExtension) list.push("ENHANCEDSTATUSCODES");
-    if (o.chunkingExtension) list.push("CHUNKING");
-    if (o.binaryMimeExtension) list.push("BINARYMIME");
-    if (o.dsnExtension) list.push("DSN");
-    if (this.#host.startTls && !server.encrypted) list.push("STARTTLS");
-    if (o.requireTlsExtension && server.encrypted) list.push("REQUIRETLS");
-    if (this.#authOffered()) list.push(`AUTH ${[...this.#host.authMechanisms.keys()].join(" ")}`);
-    if (this.#xclientTrusted()) {
-      list.push(`XCLIENT ${XCLIENT_ATTRIBUTES.join(" ")}`, `XFORWARD ${XFORWARD_ATTRIBUTES.join(" ")}`);
-    }
-    return list;
+    const builtin = builtinKeywords(this.#opts, {
+      pipelining: this.#tables.pipelining,
+      startTls: this.#host.startTls !== undefined && !server.encrypted,
+      encrypted: server.encrypted !== null,
+      authMechanisms: this.#authOffered() ? [...this.#host.authMechanisms.keys()] : [],
+      xclient: this.#xclientTrusted(),
+    });
+    this.#offered = offeredKeywords(this.ctx, builtin, this.#opts.ehloKeywords, (msg, err) => {
+      this.#host.log(this.ctx, "error", msg, err);
+    });
+    return this.#offered;
   }
 
   /** Whether the client as the session sees it now may use XCLIENT and XFORWARD. */
@@ -906,7 +875,10 @@ export class Session implements SessionControl {
     // The hook sees this command's envelope (parameters, encodings); a refusal leaves none.
     this.ctx.envelope = envelope;
     const refused = (err: unknown): never => {
-      this.ctx.envelope = newEnvelope();
+      // No transaction began, so none ended: XFORWARD attributes still wait for the next MAIL.
+      const empty = newEnvelope();
+      empty.xforward = envelope.xforward;
+      this.ctx.envelope = empty;
       throw err;
     };
     let result: Awaitable<string | void>;
@@ -1603,6 +1575,8 @@ interface SessionTables {
   readonly parameters: ParameterTable;
   /** PIPELINING is offered and pipelined input accepted (always in LMTP: RFC 2033 4.1). */
   readonly pipelining: boolean;
+  /** The commands HELP names: neither disabled ones nor the greetings of the other protocol. */
+  readonly help: string;
 }
 
 const tablesByOptions = new WeakMap<ResolvedOptions, SessionTables>();
@@ -1621,7 +1595,15 @@ function tablesFor(options: ResolvedOptions): SessionTables {
       },
     });
   }
+  const disabled = new Set(options.disabledCommands);
+  // Not named: the other protocol's greetings, and XCLIENT/XFORWARD where nobody is trusted to use them.
+  const unlisted = new Set(options.lmtp ? ["HELO", "EHLO"] : ["LHLO"]);
+  if (options.xclientTrustedSources.entries.length === 0 && !options.xclientTrustsUnix) {
+    unlisted.add("XCLIENT").add("XFORWARD");
+  }
+  const helped = [...commands.keys()].filter((verb) => !disabled.has(verb) && !unlisted.has(verb));
   tables = {
+    help: helped.join(" "),
     commands,
     parameters: new ParameterTable(options),
     pipelining: options.pipeliningExtension || options.lmtp,

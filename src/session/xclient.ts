@@ -37,23 +37,18 @@ export const XCLIENT_COMMAND: CommandDefinition = {
     const server = session.ctx.server;
     server.xclient = { ...server.xclient, ...attrs };
     if (attrs.addr !== undefined) server.remoteIp = attrs.addr ?? "";
-    if (attrs.name !== undefined) server.remoteHost = attrs.name ?? attrs.addr ?? server.remoteIp;
-    else if (attrs.addr !== undefined) server.remoteHost = server.remoteIp;
+    // Postfix's word for a client whose name (or address) is not known.
+    if (attrs.name !== undefined) server.remoteHost = attrs.name ?? "unknown";
+    else if (attrs.addr !== undefined) server.remoteHost = attrs.addr ?? "unknown";
     if (attrs.port !== undefined) server.remotePort = attrs.port ?? 0;
     if (attrs.destaddr !== undefined) server.localIp = attrs.destaddr ?? server.localIp;
     if (attrs.destport !== undefined) server.localPort = attrs.destport ?? server.localPort;
-    await session.restart();
-    if (session.state === "QUIT") return; // the connect hook refused the new client
-    // Kept through the restart only when sent now, as Postfix does.
-    if (typeof attrs.helo === "string") {
-      server.helo = attrs.helo;
-      server.heloMode = attrs.proto === "SMTP" ? "HELO" : "EHLO";
-    }
-    if (typeof attrs.login === "string") {
-      server.authenticated = new Date();
-      server.authenticationId = attrs.login;
-      server.authorizationId = attrs.login;
-    }
+    // HELO and LOGIN survive the restart only when sent now, as Postfix does; the connect hook sees them.
+    await session.restart({
+      helo: attrs.helo ?? undefined,
+      heloMode: attrs.proto === "SMTP" ? "HELO" : "EHLO",
+      login: attrs.login ?? undefined,
+    });
   },
 };
 
