@@ -25,6 +25,7 @@ export function builtinParameters(options: ResolvedOptions): EsmtpParameter[] {
     {
       name: "SIZE",
       command: "MAIL",
+      keyword: "SIZE",
       apply(value) {
         const size = typeof value === "string" && /^\d{1,20}$/.test(value) ? Number(value) : NaN;
         if (Number.isNaN(size)) throw new Smtpd501Exception(undefined, "Syntax error in SIZE parameter");
@@ -52,6 +53,7 @@ export function builtinParameters(options: ResolvedOptions): EsmtpParameter[] {
     {
       name: "AUTH",
       command: "MAIL",
+      keyword: "AUTH",
       apply() {
         // RFC 4954 5: accepted from authenticated clients (and ignored otherwise); only recorded in mailParams.
         if (options.authMode === "AUTH_FORBIDDEN") throw unsupportedParameter("AUTH");

@@ -84,6 +84,12 @@ export interface CommandDefinition {
   handler(session: SessionControl, args: string, line: string): void | Promise<void>;
   /** Allowed before STARTTLS when `tlsMode` is `TLS_REQUIRED` (default `false`: 530). */
   readonly allowedBeforeTls?: boolean;
+  /**
+   * The command reads input that the client may send right behind its line
+   * (with {@link SessionControl.readLine} or {@link SessionControl.readBytes}),
+   * so such bytes are not refused as pipelining when PIPELINING is off.
+   */
+  readonly readsInput?: boolean;
 }
 
 /** What a parameter's `apply` is given: the context and the envelope (and for RCPT the recipient) it fills. */

@@ -595,7 +595,7 @@ export class Session implements SessionControl {
     }
     // An AUTH line may arrive together with its SASL response, and a BDAT line with its chunk: that is not
     // pipelining, and refusing it would turn the credentials or the message into "unknown commands".
-    if (!this.#tables.pipelining && this.#lines.hasCompleteLine() && !/^(?:AUTH|BDAT) /i.test(line)) {
+    if (!this.#tables.pipelining && this.#lines.hasCompleteLine() && !this.#readsInput(line)) {
       return this.#fail(new Smtpd500PipeliningException());
     }
     let dispatched: void | Promise<void>;
@@ -605,6 +605,11 @@ export class Session implements SessionControl {
       return this.#fail(err);
     }
     if (dispatched) return dispatched.then(undefined, (err) => this.#fail(err));
+  }
+
+  /** Whether `line`'s command reads the input right behind it (AUTH's response, BDAT's chunk): not pipelining. */
+  #readsInput(line: string): boolean {
+    return this.#tables.commands.get(splitCommand(line).verb)?.readsInput === true;
   }
 
   /** Runs a command; throws (or rejects with) the error that answers it. */
@@ -632,7 +637,7 @@ export class Session implements SessionControl {
     { name: "MAIL", handler: (s, args) => (s as Session).#mail(args) },
     { name: "RCPT", handler: (s, args) => (s as Session).#rcpt(args) },
     { name: "DATA", handler: (s, args) => (s as Session).#dataCommand(args) },
-    { name: "BDAT", handler: (s, args) => (s as Session).#bdat(args) },
+    { name: "BDAT", readsInput: true, handler: (s, args) => (s as Session).#bdat(args) },
     {
       name: "RSET",
       handler(s, args) {
@@ -671,6 +676,7 @@ export class Session implements SessionControl {
     { name: "STARTTLS", allowedBeforeTls: true, handler: (s, args) => (s as Session).#startTlsCommand(args) },
     {
       name: "AUTH",
+      readsInput: true,
       handler: (s, args) =>
         // Refused before its exchange, AUTH may still be followed by its responses (a password): hide them.
         (s as Session).#auth(args).catch((err) => {
@@ -741,7 +747,17 @@ export class Session implements SessionControl {
   async readLine(): Promise<string> {
     for (;;) {
       const item = this.#lines.next();
-      if (item?.kind === "line") return strictUtf8.decode(item.bytes);
+      if (item?.kind === "line") {
+        try {
+          return strictUtf8.decode(item.bytes);
+        } catch {
+          throw new Smtpd500Exception("invalid UTF-8", "Syntax error, invalid UTF-8", "5.5.2");
+        }
+      }
+      if (item?.kind === "overflow") {
+        this.#closing = true;
+        throw new Smtpd421Exception("buffer overrun", "Line too long, closing transmission channel", "4.7.0");
+      }
       if (item) throw new Smtpd500Exception("line too long", "Line too long", "5.5.2");
       await this.#readMore();
     }
@@ -1005,11 +1021,6 @@ export class Session implements SessionControl {
       );
     }
     this.#out += reply;
-  }
-
-  /** Which commands TLS_REQUIRED lets through before STARTTLS (RFC 3207 4: all others get 530). */
-  #allowedBeforeTls(verb: string): boolean {
-    return verb === "NOOP" || verb === "EHLO" || verb === "STARTTLS" || verb === "QUIT";
   }
 
   /** TLS_REQUIRED and AUTH_REQUIRED: no mail before STARTTLS / AUTH. */
@@ -1601,6 +1612,9 @@ function tablesFor(options: ResolvedOptions): SessionTables {
   if (options.xclientTrustedSources.entries.length === 0 && !options.xclientTrustsUnix) {
     unlisted.add("XCLIENT").add("XFORWARD");
   }
+  if (!options.chunkingExtension) unlisted.add("BDAT");
+  if (options.tlsMode === "TLS_FORBIDDEN") unlisted.add("STARTTLS");
+  if (options.authMode === "AUTH_FORBIDDEN") unlisted.add("AUTH");
   const helped = [...commands.keys()].filter((verb) => !disabled.has(verb) && !unlisted.has(verb));
   tables = {
     help: helped.join(" "),
