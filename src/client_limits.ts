@@ -145,9 +145,14 @@ export class ClientLimits {
     this.#authFailures = new WindowCounter(options.authLockoutTime * 1000);
   }
 
-  /** Whether the limits apply to `ip` at all. */
+  /**
+   * Whether the limits apply to `ip` at all: not to exempt addresses, nor to
+   * clients without an address (`""`: a Unix-socket peer, which is local,
+   * or an XCLIENT `ADDR=[UNAVAILABLE]`), which would otherwise all share one
+   * counter.
+   */
   applies(ip: string): boolean {
-    return !this.#options.perIpLimitsExempt.contains(ip);
+    return ip !== "" && !this.#options.perIpLimitsExempt.contains(ip);
   }
 
   /**

@@ -9,9 +9,15 @@
  * the session. PROXY comes before TLS because a TCP-mode balancer sends its
  * header in clear ahead of the client's ClientHello.
  *
+ * Clients on a Unix socket (`socketPaths`) take the same path without the
+ * PROXY header and the per-client limits: they have no IP address (their
+ * connection reports family `"unix"`), they are local processes, and a
+ * shared key for all of them would let one stall the others. They still
+ * count against `maxConnections` and the processing slots.
+ *
  * @module
  */
-import type { Connection, Listener, TlsServerOptions, Transport } from "./transport/types.ts";
+import type { Connection, Listener, SocketAddress, TlsServerOptions, Transport } from "./transport/types.ts";
 import type { SaslCredentials, SaslMechanism } from "./auth/types.ts";
 import { DEFAULT_MECHANISMS } from "./auth/mod.ts";
 import {
@@ -22,7 +28,7 @@ import {
 } from "./tls/certificates.ts";
 import { loadTransport } from "./transport/detect.ts";
 import type { SmtpdContext } from "./context.ts";
-import type { Awaitable, SmtpdHooks } from "./hooks.ts";
+import type { Awaitable, RecipientResults, SmtpdHooks } from "./hooks.ts";
 import {
   type LogSeverity,
   type PemCertificate,
@@ -117,6 +123,7 @@ export class MidiSmtpServer implements SmtpdHooks {
   #listeners: Listener[] = [];
   #addresses: string[] | undefined;
   #tlsAddresses: string[] = [];
+  #socketPaths: string[] = [];
   #sessions = new Set<Session>();
   /** Connections not yet in a session (PROXY header, TLS handshake, waiting for a slot): closed by stop(). */
   #admitting = new Set<Connection>();
@@ -200,6 +207,22 @@ export class MidiSmtpServer implements SmtpdHooks {
     return this.#addresses ? [...this.#tlsAddresses] : [];
   }
 
+  /**
+   * The Unix socket paths listened on (from `socketPaths`), once started;
+   * empty before start and after stop. {@link addresses} lists TCP only.
+   *
+   * Each socket file is made when the server starts, replacing a stale socket
+   * left by an earlier run (unless a server still answers on it; any other
+   * kind of file there makes start() fail and is left alone), and removed on
+   * stop. It gets the runtime's default mode, `0777` minus the umask: with the
+   * usual umask `022` only its owner may connect (connecting needs write
+   * permission), so chmod it, or choose its directory, to let others in.
+   * Clients on it skip the PROXY header and the per-IP limits.
+   */
+  get socketPaths(): string[] {
+    return [...this.#socketPaths];
+  }
+
   /** Binds every address and starts accepting; resolves once all listeners are bound. */
   async start(): Promise<void> {
     if (this.#state !== "new" && this.#state !== "stopped") throw new Error("Service was already started");
@@ -232,12 +255,24 @@ export class MidiSmtpServer implements SmtpdHooks {
           for (const port of tlsPorts) await listen(ip, port, true);
         }
       }
+      for (const path of this.options.socketPaths) {
+        // Plain, like the TCP listeners: STARTTLS works on a Unix socket as on TCP.
+        const listener = await this.#transport.listen(
+          { hostname: "", port: 0, path },
+          (conn) => this.#accept(conn, false),
+        );
+        this.#listeners.push(listener);
+        this.#socketPaths.push(path);
+      }
       this.#addresses = bound;
       this.#state = "running";
-      this.log(null, "info", `listening on ${bound.join(", ")} (${this.#transport.name} transport)`);
+      const all = [...bound, ...this.#socketPaths.map((path) => `unix:${path}`)];
+      this.log(null, "info", `listening on ${all.join(", ")} (${this.#transport.name} transport)`);
     } catch (err) {
+      // Closing removes the socket files bound so far, too.
       await Promise.all(this.#listeners.splice(0).map((l) => l.close()));
       this.#tlsAddresses = [];
+      this.#socketPaths = [];
       this.#state = "stopped";
       this.#resolveJoined();
       throw err;
@@ -316,6 +351,7 @@ export class MidiSmtpServer implements SmtpdHooks {
     }
     this.#addresses = undefined;
     this.#tlsAddresses = [];
+    this.#socketPaths = [];
     this.#state = "stopped";
     this.#resolveJoined();
   }
@@ -359,7 +395,7 @@ export class MidiSmtpServer implements SmtpdHooks {
   // ---- admission ---------------------------------------------------------------------------
 
   #accept(conn: Connection, implicitTls: boolean): void {
-    if (conn.remoteAddress.hostname === "") {
+    if (conn.remoteAddress.hostname === "" && conn.remoteAddress.family !== "unix") {
       // Reset before we saw it (a balancer's TCP health check): nobody to serve or to log about.
       conn.close();
       return;
@@ -370,7 +406,7 @@ export class MidiSmtpServer implements SmtpdHooks {
     }
     const max = this.options.maxConnections;
     if (max !== null && this.#connections >= max) {
-      this.#logRefusal(null, conn.remoteAddress.hostname, { ...BUSY, reason: `maxConnections (${max}) reached` });
+      this.#logRefusal(null, peerName(conn.remoteAddress), { ...BUSY, reason: `maxConnections (${max}) reached` });
       this.#refuse(conn, BUSY, implicitTls);
       return;
     }
@@ -421,28 +457,35 @@ export class MidiSmtpServer implements SmtpdHooks {
     });
   }
 
-  /** One connection from accept to its end: PROXY, per-client limits, implicit TLS, a slot, the session. */
+  /**
+   * One connection from accept to its end: PROXY, per-client limits, implicit TLS, a slot, the session.
+   * A Unix-socket client skips the PROXY header and the per-client limits (see the module comment).
+   */
   async #serve(raw: Connection, implicitTls: boolean): Promise<void> {
     this.#admitting.add(raw);
-    let clientIp = raw.remoteAddress.hostname;
-    let admitted = false;
+    const unix = raw.remoteAddress.family === "unix";
+    // The client's IP (or the one its PROXY header names), which keys the per-client limits; `unix:<path>` for the log.
+    let client = peerName(raw.remoteAddress);
+    let counted = false;
     try {
       let proxy: ProxyInfo | null = null;
       let received: Uint8Array | undefined;
-      if (this.options.proxyExtension) {
+      if (this.options.proxyExtension && !unix) {
         const read = await this.#proxyHeader(raw);
         if (!read) return;
         proxy = read.proxy;
         received = read.rest;
-        if (proxy.command === "PROXY" && proxy.sourceIp !== undefined) clientIp = proxy.sourceIp;
+        if (proxy.command === "PROXY" && proxy.sourceIp !== undefined) client = proxy.sourceIp;
       }
-      const refusal = this.#limits.admitConnection(clientIp);
-      if (refusal) {
-        this.#logRefusal(null, clientIp, refusal);
-        await this.#refuse(raw, refusal, implicitTls);
-        return;
+      if (!unix) {
+        const refusal = this.#limits.admitConnection(client);
+        if (refusal) {
+          this.#logRefusal(null, client, refusal);
+          await this.#refuse(raw, refusal, implicitTls);
+          return;
+        }
+        counted = true;
       }
-      admitted = true;
       let conn: Connection | undefined = raw;
       if (implicitTls) {
         conn = await this.#implicitTls(raw, received);
@@ -452,7 +495,7 @@ export class MidiSmtpServer implements SmtpdHooks {
       }
       if (!(await this.#acquireSlot())) {
         if (this.#state === "running") {
-          this.#logRefusal(null, clientIp, { ...BUSY, reason: `no free slot within queueTimeout` });
+          this.#logRefusal(null, client, { ...BUSY, reason: `no free slot within queueTimeout` });
         }
         await this.#refuse(conn, BUSY);
         return;
@@ -461,7 +504,7 @@ export class MidiSmtpServer implements SmtpdHooks {
       await this.#runSession(conn, proxy);
     } finally {
       this.#admitting.delete(raw);
-      if (admitted) this.#limits.releaseConnection(clientIp);
+      if (counted) this.#limits.releaseConnection(client);
     }
   }
 
@@ -677,7 +720,7 @@ export class MidiSmtpServer implements SmtpdHooks {
   onMessageDataHeadersEvent(_ctx: SmtpdContext): Awaitable<void> {}
 
   /** Accepts (and drops) every message. */
-  onMessageDataEvent(_ctx: SmtpdContext): Awaitable<void> {}
+  onMessageDataEvent(_ctx: SmtpdContext): Awaitable<void | RecipientResults> {}
 
   /** Not used unless overridden: then messages are streamed to it instead of `onMessageDataEvent`. */
   async onMessageDataStreamEvent(_ctx: SmtpdContext, stream: ReadableStream<Uint8Array>): Promise<void> {
@@ -703,6 +746,11 @@ function offeredMechanisms(list: ReadonlyArray<string | SaslMechanism>): Map<str
     offered.set(mechanism.name.toUpperCase(), mechanism);
   }
   return offered;
+}
+
+/** Who a connection's peer is, for the log and the refusal log: its IP, or `unix:<path>` on a Unix socket. */
+function peerName(address: SocketAddress): string {
+  return address.family === "unix" ? `unix:${address.path ?? ""}` : address.hostname;
 }
 
 function errorText(err: unknown): string {

@@ -249,6 +249,14 @@ describe("parseCliArgs", () => {
         authUsers: [],
         authMechanisms: ["PLAIN", "LOGIN", "CRAM-MD5"],
         allowInsecureAuth: false,
+        chunking: true,
+        binaryMime: true,
+        dsn: true,
+        requireTls: true,
+        lmtp: false,
+        xclientTrusted: [],
+        socketPaths: [],
+        envelopeDir: undefined,
       },
     });
   });
@@ -301,6 +309,18 @@ describe("parseCliArgs", () => {
         "--proxy-trusted",
         "10.0.0.0/8",
         "--proxy-trusted=192.0.2.1, 2001:db8::/32",
+        "--no-chunking",
+        "--no-dsn",
+        "--no-requiretls",
+        "--lmtp",
+        "--xclient-trusted",
+        "10.0.0.0/8 UNIX",
+        "--xclient-trusted=::1",
+        "--socket",
+        "/tmp/a.sock",
+        "--socket=/tmp/b.sock",
+        "--envelope-dir",
+        "/tmp/envelopes",
       ]),
       {
         action: "run",
@@ -331,9 +351,21 @@ describe("parseCliArgs", () => {
           authUsers: [{ user: "alice", password: "s3cr:et" }, { user: "bob", password: ":" }],
           authMechanisms: ["CRAM-MD5", "XOAUTH2", "PLAIN"],
           allowInsecureAuth: true,
+          chunking: false,
+          // BINARYMIME bodies come in BDAT chunks: --no-chunking turns it off too.
+          binaryMime: false,
+          dsn: false,
+          requireTls: false,
+          lmtp: true,
+          xclientTrusted: ["10.0.0.0/8", "unix", "::1"],
+          socketPaths: ["/tmp/a.sock", "/tmp/b.sock"],
+          envelopeDir: "/tmp/envelopes",
         },
       },
     );
+    const binary = parseCliArgs(["--no-binarymime"]);
+    assert.ok(binary.action === "run");
+    assert.deepEqual([binary.config.chunking, binary.config.binaryMime], [true, false]);
     // A certificate file that holds the key too; implicit TLS alone turns TLS on.
     const implicit = parseCliArgs(["--tls-port", "465", "--tls-cert", "both.pem"]);
     assert.ok(implicit.action === "run");
@@ -379,6 +411,14 @@ describe("parseCliArgs", () => {
         "--greeting-delay",
         "--proxy",
         "--proxy-trusted",
+        "--lmtp",
+        "--socket",
+        "--no-chunking",
+        "--no-binarymime",
+        "--no-dsn",
+        "--no-requiretls",
+        "--xclient-trusted",
+        "--envelope-dir",
       ]
     ) {
       assert.ok(USAGE.includes(flag), `usage mentions ${flag}`);
@@ -504,6 +544,23 @@ describe("parseCliArgs", () => {
     [
       ["--auth-mode", "AUTH_OPTIONAL", "--auth-user", "a:b", "--auth-mechanisms", "PLAIN,DIGEST-MD5"],
       /--auth-mechanisms: unknown mechanism "DIGEST-MD5", use PLAIN, LOGIN, CRAM-MD5, XOAUTH2/,
+    ],
+    [["--lmtp=yes"], /does not take an argument/],
+    [["--no-chunking=1"], /does not take an argument/],
+    [["--no-dsn", "x"], /Unexpected argument 'x'/],
+    [["--chunking"], /Unknown option '--chunking'/],
+    [["--xclient-trusted"], /argument missing/],
+    [["--xclient-trusted", "10.0.0.0/33"], /^--xclient-trusted: .*10\.0\.0\.0\/33/],
+    [["--xclient-trusted", "proxy.example"], /^--xclient-trusted: .*proxy\.example/],
+    [["--xclient-trusted", " , "], /^--xclient-trusted needs an address or network/],
+    [["--xclient-trusted", "unix"], /^--xclient-trusted unix is unused without --socket/],
+    [["--socket"], /argument missing/],
+    [["--socket="], /^--socket must not be empty$/],
+    [["--socket", "/tmp/s", "--socket", "/tmp//s"], /^--socket \/tmp\/\/s is given twice$/],
+    [["--envelope-dir="], /^--envelope-dir must not be empty$/],
+    [
+      ["--maildir", "/tmp/m", "--envelope-dir", "/tmp/m/new/"],
+      /^--envelope-dir must not be the Maildir's new\/, cur\/ or tmp\//,
     ],
   ];
   for (const [argv, message] of invalid) {
@@ -1462,6 +1519,51 @@ function ending(cli: Cli, exit: { code: number | null; signal: string | null }):
   return `exit ${JSON.stringify(exit)}; stdout ${JSON.stringify(cli.stdout)}, stderr ${JSON.stringify(cli.stderr)}`;
 }
 
+/**
+ * Talks to the Unix socket at `path`: sends each line (CRLF added; `""`
+ * sends nothing) and reads one reply of the given code; resolves with the
+ * raw replies.
+ */
+function unixDialogue(path: string, steps: Array<[string, number]>): Promise<string[]> {
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      const socket = net.connect({ path });
+      const replies: string[] = [];
+      let buffer = "";
+      let step = -1;
+      const next = () => {
+        step++;
+        if (step === steps.length) {
+          socket.destroy();
+          return resolve(replies);
+        }
+        const [line] = steps[step];
+        if (line !== "") socket.write(`${line}\r\n`);
+        read();
+      };
+      const read = () => {
+        const reply = /^(?:\d{3}-.*\r\n)*\d{3} .*\r\n/.exec(buffer);
+        if (!reply) return;
+        buffer = buffer.slice(reply[0].length);
+        replies.push(reply[0]);
+        if (!reply[0].startsWith(String(steps[step][1]))) {
+          socket.destroy();
+          return reject(new Error(`${JSON.stringify(steps[step][0])}: expected ${steps[step][1]}, got ${reply[0]}`));
+        }
+        next();
+      };
+      socket.on("data", (chunk: Buffer) => {
+        buffer += chunk.toString("latin1");
+        read();
+      });
+      socket.on("error", reject);
+      socket.once("connect", next);
+    }),
+    10_000,
+    `the dialogue on ${path}`,
+  );
+}
+
 describe(`CLI as a ${runtime} child process`, () => {
   it("--ports 0: listens, stores a message, prints its line, and exits 0 on SIGTERM", CHILD_TEST_OPTIONS, async () => {
     const dir = mkdtempSync(join(tmpdir(), "midi-cli-child-"));
@@ -1715,6 +1817,82 @@ describe(`CLI as a ${runtime} child process`, () => {
         assert.deepEqual(files(mail, "tmp"), []);
       } finally {
         client?.close();
+        await cli.kill();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it(
+    "--lmtp --socket --envelope-dir: says so at start, answers LHLO (with CHUNKING, BINARYMIME, DSN) over TCP and " +
+      "the Unix socket, and writes each message's envelope (BCC and DSN included) next to it",
+    { ...CHILD_TEST_OPTIONS, skip: process.platform === "win32" },
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "midi-cli-child-"));
+      const mail = join(dir, "mail");
+      const envelopes = join(dir, "envelopes");
+      const socket = join(dir, "lmtp.sock");
+      const cli = new Cli(
+        ["--ports", "0", "--maildir", mail, "--lmtp", "--socket", socket, "--envelope-dir", envelopes],
+      );
+      try {
+        await until(() => /^Envelopes: /m.test(cli.stdout) || cli.child.exitCode !== null, "the report", 20_000);
+        const port = Number(/listening on 127\.0\.0\.1:(\d+) /.exec(cli.stdout)?.[1]);
+        assert.ok(port > 0, `stdout ${JSON.stringify(cli.stdout)}, stderr ${JSON.stringify(cli.stderr)}`);
+        assert.match(cli.stdout, /^LMTP: clients send LHLO/m);
+        assert.ok(cli.stdout.includes(`\nUnix socket: ${socket}\n`), cli.stdout);
+        assert.ok(cli.stdout.includes(`\nEnvelopes: one JSON file per message in ${envelopes}\n`), cli.stdout);
+        const tcp = await RawClient.connect(port);
+        try {
+          await tcp.expect(220);
+          const lhlo = await tcp.command("LHLO tcp.client.example");
+          assert.equal(lhlo.code, 250, lhlo.raw);
+          for (const keyword of ["CHUNKING", "BINARYMIME", "DSN"]) assert.ok(lhlo.lines.includes(keyword), lhlo.raw);
+          assert.ok(!lhlo.lines.includes("REQUIRETLS"), "offered over TLS only");
+        } finally {
+          tcp.close();
+        }
+        const replies = await unixDialogue(socket, [
+          ["", 220],
+          ["LHLO unix.client.example", 250],
+          ["MAIL FROM:<a@x> RET=HDRS ENVID=QQ314159+2B1", 250],
+          ["RCPT TO:<b@y> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b+40y", 250],
+          ["RCPT TO:<bcc@y>", 250],
+          ["DATA", 354],
+          ["To: <b@y>\r\nSubject: child lmtp\r\n\r\nhi\r\n.", 250],
+          ["", 250], // LMTP: one reply per recipient
+          ["QUIT", 221],
+        ]);
+        assert.match(replies[1], /^250-.*\r\n(?:250-.*\r\n)*250[ -]/);
+        await until(() => LINE.test(cli.stdout.split("\n").at(-2) ?? ""), "the message line");
+        const [name] = files(mail, "new");
+        assert.ok(name, "a file in new/");
+        assert.deepEqual(readdirSync(envelopes), [`${name}.json`]);
+        const envelope = JSON.parse(readFileSync(join(envelopes, `${name}.json`), "utf8"));
+        assert.equal(envelope.messageFile, name);
+        assert.equal(envelope.protocol, "LMTP");
+        assert.deepEqual([envelope.client.ip, envelope.client.host, envelope.client.helo], [
+          null,
+          "localhost",
+          "unix.client.example",
+        ]);
+        assert.deepEqual(envelope.dsn, { ret: "HDRS", envid: "QQ314159+1" });
+        assert.deepEqual(envelope.recipients, [
+          {
+            address: "b@y",
+            notify: ["SUCCESS", "FAILURE"],
+            orcpt: { type: "rfc822", address: "b@y" },
+            params: { NOTIFY: "SUCCESS,FAILURE", ORCPT: "rfc822;b+40y" },
+          },
+          { address: "bcc@y", notify: null, orcpt: null, params: {} },
+        ]);
+        const { headers, data } = splitStored(join(mail, "new", name), "LMTP");
+        assert.equal(headers[1], "Received: from unix.client.example (localhost)");
+        assert.equal(envelope.size, data.length);
+        cli.signal("SIGTERM");
+        assert.deepEqual(await cli.exit(), { code: 0, signal: null }, `stderr ${JSON.stringify(cli.stderr)}`);
+        assert.ok(!existsSync(socket), "the socket file is removed on stop");
+      } finally {
         await cli.kill();
         rmSync(dir, { recursive: true, force: true });
       }

@@ -390,6 +390,14 @@ describe("ClientLimits: perIpLimitsExempt", () => {
     }
   });
 
+  it("never limits a client without an address (a Unix-socket peer): they would all share one counter", () => {
+    const { limits } = limitsWith(strict);
+    assert.equal(limits.applies(""), false);
+    for (let i = 0; i < 5; i++) assert.equal(limits.admitMessage(""), undefined);
+    for (let i = 0; i < 5; i++) limits.authFailed("");
+    assert.equal(limits.authLocked(""), undefined);
+  });
+
   it("still limits addresses outside the exempt networks", () => {
     const { limits } = limitsWith(strict);
     for (const ip of ["192.0.3.1", "2001:db8:aaab::1"]) {

@@ -52,6 +52,25 @@ describe("checkConfig", () => {
     refuses({ proxyTrusted: ["10.0.0.0/33"] }, /^--proxy-trusted: /);
   });
 
+  it("checks the extensions, the XCLIENT sources, the Unix sockets and the envelope directory", () => {
+    checkConfig({
+      ...DEFAULT_CONFIG,
+      xclientTrusted: ["unix", "10.0.0.0/8", "::1"],
+      socketPaths: ["/tmp/a.sock"],
+      envelopeDir: "./mail",
+    });
+    checkConfig({ ...DEFAULT_CONFIG, chunking: false, binaryMime: false, dsn: false, requireTls: false, lmtp: true });
+    refuses({ chunking: false }, /^BINARYMIME needs CHUNKING: .*--no-chunking turns both off/);
+    refuses({ xclientTrusted: ["10.0.0.0/33"] }, /^--xclient-trusted: /);
+    refuses({ xclientTrusted: ["Unix"] }, /^--xclient-trusted: /);
+    refuses({ socketPaths: [""] }, /^--socket must not be empty$/);
+    refuses({ socketPaths: ["/tmp/a.sock", "/tmp/./a.sock"] }, /^--socket \/tmp\/\.\/a\.sock is given twice$/);
+    refuses({ envelopeDir: "" }, /^--envelope-dir must not be empty$/);
+    for (const sub of ["new", "cur", "tmp"]) {
+      refuses({ maildir: "/tmp/m", envelopeDir: `/tmp/m/${sub}` }, /^--envelope-dir must not be the Maildir's /);
+    }
+  });
+
   it("refuses a port given twice, and certificate files that cannot be meant", () => {
     refuses({ ports: "2525", tlsPorts: ["2525"] }, /^port 2525 is given both in --ports and --tls-port$/);
     refuses({ tlsPorts: ["465", "465"] }, /^--tls-port 465 is given twice$/);
@@ -107,6 +126,14 @@ describe("serverOptions", () => {
       authUsers: USERS,
       authMechanisms: ["PLAIN"],
       allowInsecureAuth: true,
+      chunking: false,
+      binaryMime: false,
+      dsn: false,
+      requireTls: false,
+      lmtp: true,
+      xclientTrusted: ["10.0.0.0/8", "unix"],
+      socketPaths: ["/tmp/a.sock"],
+      envelopeDir: "/tmp/envelopes",
     };
     const options = serverOptions(config);
     assert.equal(options.hosts, "127.0.0.1, ::1");
@@ -129,6 +156,13 @@ describe("serverOptions", () => {
     assert.equal(options.authMode, "AUTH_REQUIRED");
     assert.deepEqual(options.authMechanisms, ["PLAIN"]);
     assert.equal(options.allowInsecureAuth, true);
+    assert.deepEqual(
+      [options.chunkingExtension, options.binaryMimeExtension, options.dsnExtension, options.requireTlsExtension],
+      [false, false, false, false],
+    );
+    assert.equal(options.lmtp, true);
+    assert.deepEqual(options.xclientTrustedSources, ["10.0.0.0/8", "unix"]);
+    assert.deepEqual(options.socketPaths, ["/tmp/a.sock"]);
     assert.ok(!JSON.stringify(options).includes("s3cret"), "passwords stay out of the server options");
   });
 
@@ -143,5 +177,22 @@ describe("serverOptions", () => {
     assert.equal(options.pipeliningExtension, true);
     assert.equal(options.internationalizationExtensions, true);
     assert.equal(options.enhancedStatusCodesExtension, true);
+  });
+
+  it("turns on CHUNKING, BINARYMIME, DSN and REQUIRETLS, which the library leaves off; SMTP, no socket, no XCLIENT", () => {
+    const options = serverOptions(DEFAULT_CONFIG);
+    assert.deepEqual(
+      [options.chunkingExtension, options.binaryMimeExtension, options.dsnExtension, options.requireTlsExtension],
+      [true, true, true, true],
+    );
+    const library = new MidiSmtpServer({}).options;
+    assert.deepEqual(
+      [library.chunkingExtension, library.binaryMimeExtension, library.dsnExtension, library.requireTlsExtension],
+      [false, false, false, false],
+      "the library's defaults, which the dev server overrides",
+    );
+    assert.equal(options.lmtp, false);
+    assert.deepEqual(options.socketPaths, []);
+    assert.deepEqual(options.xclientTrustedSources, []);
   });
 });

@@ -19,6 +19,7 @@ import {
   portList,
   seconds,
   secondsOrOff,
+  xclientEntries,
 } from "../src/dev_server/flag_values.ts";
 import { TLS_MODES } from "../src/options.ts";
 
@@ -90,6 +91,12 @@ describe("list values", () => {
   it("cidrEntries splits at commas and white space", () => {
     assert.deepEqual(cidrEntries("10.0.0.0/8, 192.0.2.1 ::1"), ["10.0.0.0/8", "192.0.2.1", "::1"]);
     throwsCliError(() => cidrEntries(" , "), /^--proxy-trusted needs an address or network/);
+    throwsCliError(() => cidrEntries("", "--xclient-trusted"), /^--xclient-trusted needs an address or network/);
+  });
+
+  it("xclientEntries takes CIDR entries and unix, in any case, spelt as the server wants it", () => {
+    assert.deepEqual(xclientEntries("10.0.0.0/8, UNIX ::1 unix"), ["10.0.0.0/8", "unix", "::1", "unix"]);
+    throwsCliError(() => xclientEntries(","), /^--xclient-trusted needs an address or network/);
   });
 
   it("authMechanismList upper-cases and refuses empty lists and repeats", () => {

@@ -15,8 +15,22 @@ const FINGERPRINT = "3B:1C:2A:AF:25";
 const USERS = [{ user: "alice", password: "s3cret" }, { user: "bob", password: "pa:ss" }];
 
 /** A started server as describeServer sees it. */
-function server(tlsFingerprint?: string, tlsAddresses: string[] = [], proxy = ["127.0.0.0/8", "::1/128"]) {
-  return { tlsFingerprint, tlsAddresses, options: { proxyTrustedSources: { entries: proxy } } } as DescribedServer;
+function server(
+  tlsFingerprint?: string,
+  tlsAddresses: string[] = [],
+  proxy = ["127.0.0.0/8", "::1/128"],
+  more: { socketPaths?: string[]; xclient?: string[]; xclientUnix?: boolean } = {},
+): DescribedServer {
+  return {
+    tlsFingerprint,
+    tlsAddresses,
+    socketPaths: more.socketPaths ?? [],
+    options: {
+      proxyTrustedSources: { entries: proxy },
+      xclientTrustedSources: { entries: more.xclient ?? [] },
+      xclientTrustsUnix: more.xclientUnix ?? false,
+    },
+  };
 }
 
 function config(overrides: Partial<DevServerConfig>): DevServerConfig {
@@ -66,6 +80,31 @@ describe("describeServer", () => {
     );
     assert.deepEqual(insecure, ["AUTH: optional, with or without TLS; mechanisms PLAIN; users alice, bob"]);
     for (const line of [...lines, ...insecure]) assert.ok(!/s3cret|pa:ss/.test(line), line);
+  });
+
+  it("LMTP, the Unix sockets the server bound, who may send XCLIENT, and where the envelopes go", () => {
+    const lines = describeServer(
+      config({
+        lmtp: true,
+        socketPaths: ["/run/a.sock", "/run/b.sock"],
+        xclientTrusted: ["10.0.0.1", "unix"],
+        envelopeDir: "/tmp/envelopes",
+        tlsMode: "TLS_OPTIONAL",
+      }),
+      server(FINGERPRINT, [], undefined, {
+        socketPaths: ["/run/a.sock", "/run/b.sock"],
+        xclient: ["10.0.0.1/32"],
+        xclientUnix: true,
+      }),
+    );
+    assert.deepEqual(lines, [
+      "LMTP: clients send LHLO, and get one reply per recipient after the message",
+      "Unix socket: /run/a.sock, /run/b.sock",
+      "XCLIENT: trusted from 10.0.0.1/32, unix",
+      "TLS: STARTTLS offered",
+      `TLS: self-signed certificate, SHA-256 fingerprint ${FINGERPRINT}`,
+      "Envelopes: one JSON file per message in /tmp/envelopes",
+    ]);
   });
 });
 

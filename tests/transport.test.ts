@@ -7,13 +7,15 @@
  *
  * The node:net transport is tested everywhere; the runtime's own transport
  * (Deno.listen or Bun.listen) too when running there. Clients are node:net /
- * node:tls sockets. Certificates are made with openssl at run time.
+ * node:tls sockets. Certificates are made with openssl at run time. Unix
+ * sockets get their own block (the server-level tests are unix_socket.test.ts,
+ * the path checks of unix_socket.ts are transport_unix_socket.test.ts).
  */
 import { describe, it } from "node:test";
 import { Buffer } from "node:buffer";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -86,6 +88,12 @@ class TestServer {
     return this.listener.address.port;
   }
 
+  /** Where a client connects: the Unix socket path, or host and port. */
+  target(host = "127.0.0.1"): { path: string } | { host: string; port: number } {
+    const { path } = this.listener.address;
+    return path !== undefined ? { path } : { host, port: this.port };
+  }
+
   #deliver(conn: Connection): void {
     this.track(conn);
     const waiter = this.#waiters.shift();
@@ -113,6 +121,21 @@ class TestServer {
       } catch { /* closing is best effort */ }
     }
     await withTimeout(this.listener.close(), 2000, "listener.close()");
+  }
+}
+
+/** Runs `body` with a server on a Unix socket in a fresh temporary directory, removed afterwards. */
+async function withUnixServer(
+  transport: Transport,
+  options: Partial<ListenOptions>,
+  body: (server: TestServer, path: string) => Promise<void>,
+): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "smtp-unix-"));
+  const path = join(dir, "smtp.sock");
+  try {
+    await withServer(transport, { path, ...options }, (server) => body(server, path));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -154,7 +177,7 @@ class Client {
 
   static connect(server: TestServer, host = "127.0.0.1"): Promise<Client> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port: server.port, allowHalfOpen: true });
+      const socket = net.connect({ ...server.target(host), allowHalfOpen: true });
       server.track(socket);
       socket.once("error", reject);
       socket.once("connect", () => {
@@ -292,7 +315,7 @@ function tlsConnect(
 ): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
     const secure = tls.connect({
-      ...(options.socket ? { socket: options.socket } : { host: "127.0.0.1", port: server.port }),
+      ...(options.socket ? { socket: options.socket } : server.target()),
       servername: options.servername ?? "a.test",
       rejectUnauthorized: false, // self-signed; the tests check the certificate's name instead
     }, () => {
@@ -556,6 +579,131 @@ for (const transport of transports) {
         await client.waitForText("still here");
         client.socket.end();
         await serving;
+      });
+    });
+
+    describe("Unix socket", () => {
+      it("listens on a path; the listener and both ends report it, family unix", TEST_OPTIONS, async () => {
+        await withUnixServer(transport, {}, async (server, path) => {
+          const unix = { hostname: "", port: 0, family: "unix", path };
+          assert.deepEqual(server.listener.address, unix);
+          assert.ok(lstatSync(path).isSocket(), "a socket file at the path");
+          await Client.connect(server);
+          const conn = await server.next();
+          assert.deepEqual(conn.localAddress, unix);
+          assert.deepEqual(conn.remoteAddress, unix);
+          assert.equal(conn.tls, undefined);
+        });
+      });
+
+      it("echoes bytes and half-closes in both directions", TEST_OPTIONS, async () => {
+        await withUnixServer(transport, {}, async (server) => {
+          const client = await Client.connect(server);
+          const conn = await server.next();
+          const sent = pattern(300_000);
+          client.socket.end(sent);
+          const checker = new PatternChecker();
+          for (let chunk = await conn.read(); chunk !== null; chunk = await conn.read()) checker.add(chunk);
+          assert.equal(checker.received, sent.length);
+          assert.equal(checker.mismatchAt, -1, `data corrupted at byte ${checker.mismatchAt}`);
+          await sleep(50); // still writable after the client's FIN
+          await conn.write(enc.encode("bye"));
+          await conn.closeWrite();
+          await client.until(() => client.ended, "server FIN");
+          assert.equal(client.text(), "bye");
+          conn.close();
+        });
+      });
+
+      it("STARTTLS over a Unix socket", TEST_OPTIONS, async () => {
+        await withUnixServer(transport, {}, async (server, path) => {
+          const { secure, upgraded } = await clientStartTls(server);
+          const tlsConn = await upgraded;
+          const client = await secure;
+          assert.match(tlsConn.tls?.protocol ?? "", /^TLSv1\.[23]$/);
+          assert.deepEqual(tlsConn.remoteAddress, { hostname: "", port: 0, family: "unix", path });
+          assert.equal(peerName(client), "a.test");
+          client.write("EHLO over tls\r\n");
+          assert.equal(await readUntil(tlsConn, "\r\n"), "EHLO over tls\r\n");
+          const reply = tlsReadUntil(client, "250 ok\r\n");
+          await tlsConn.write(enc.encode("250 ok\r\n"));
+          assert.equal(await reply, "250 ok\r\n");
+          client.end();
+          assert.equal(await tlsConn.read(), null);
+          tlsConn.close();
+        });
+      });
+
+      it("implicit TLS: listen({ path, tls }) hands over connections after the handshake", TEST_OPTIONS, async () => {
+        await withUnixServer(transport, { tls: tlsOptions() }, async (server, path) => {
+          const client = await tlsConnect(server, {});
+          const conn = await server.next();
+          assert.match(conn.tls?.protocol ?? "", /^TLSv1\.[23]$/);
+          assert.equal(conn.remoteAddress.path, path);
+          const greeting = tlsReadUntil(client, "220 hi\r\n");
+          await conn.write(enc.encode("220 hi\r\n"));
+          assert.equal(await greeting, "220 hi\r\n");
+          conn.close();
+        });
+      });
+
+      it("listener.close() removes the file and keeps accepted connections open", TEST_OPTIONS, async () => {
+        await withUnixServer(transport, {}, async (server, path) => {
+          const client = await Client.connect(server);
+          const conn = await server.next();
+          await withTimeout(server.listener.close(), 1000, "listener.close()");
+          assert.equal(existsSync(path), false, "the socket file is gone");
+          await assert.rejects(Client.connect(server), "a new connection was accepted after close()");
+          const serving = echo(conn);
+          client.write("still here");
+          await client.waitForText("still here");
+          client.socket.end();
+          await serving;
+        });
+      });
+
+      it("listener.close() leaves a file that replaced the socket alone", TEST_OPTIONS, async () => {
+        await withUnixServer(transport, {}, async (server, path) => {
+          rmSync(path);
+          writeFileSync(path, "someone else's");
+          await server.listener.close();
+          assert.equal(readFileSync(path, "utf8"), "someone else's");
+        });
+      });
+
+      it("listen() replaces a stale socket file; refuses a live one and a regular file", TEST_OPTIONS, async () => {
+        const dir = mkdtempSync(join(tmpdir(), "smtp-unix-"));
+        const path = join(dir, "smtp.sock");
+        try {
+          // A live socket: the first listener keeps it.
+          const first = await transport.listen({ hostname: "", port: 0, path }, (conn) => conn.close());
+          const inode = lstatSync(path).ino;
+          await assert.rejects(
+            transport.listen({ hostname: "", port: 0, path }, () => {}),
+            /a server is listening on it already/,
+          );
+          assert.equal(lstatSync(path).ino, inode, "the live socket was not replaced");
+          await first.close();
+          // A stale one: left behind by a runtime that died (made here by renaming a bound socket away).
+          const stale = net.createServer();
+          await new Promise<void>((resolve) => stale.listen({ path: join(dir, "old.sock") }, resolve));
+          renameSync(join(dir, "old.sock"), path);
+          await new Promise((resolve) => stale.close(resolve));
+          assert.ok(lstatSync(path).isSocket(), "a stale socket is there");
+          const server = await TestServer.start(transport, { hostname: "", port: 0, path });
+          try {
+            await Client.connect(server);
+            await server.next();
+          } finally {
+            await server.close();
+          }
+          // A regular file.
+          writeFileSync(path, "not a socket");
+          await assert.rejects(transport.listen({ hostname: "", port: 0, path }, () => {}), /not a socket/);
+          assert.equal(readFileSync(path, "utf8"), "not a socket");
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
       });
     });
 

@@ -20,6 +20,7 @@ import {
   oneOf,
   seconds,
   secondsOrOff,
+  xclientEntries,
 } from "./flag_values.ts";
 
 export { CliError } from "./cli_error.ts";
@@ -31,16 +32,31 @@ export const VERSION = "0.1.0";
 export const USAGE = `Usage: midi-smtp-server [options]
 
 An SMTP sink for development and tests: accepts every message, stores it in
-a Maildir and prints one line per message to stdout.
+a Maildir and prints one line per message to stdout. It offers PIPELINING,
+SIZE, 8BITMIME, SMTPUTF8, ENHANCEDSTATUSCODES, CHUNKING, BINARYMIME, DSN and
+(over TLS) REQUIRETLS.
 
 Options:
   --hosts LIST          addresses to listen on, e.g. "127.0.0.1, ::1" or "*" (default 127.0.0.1)
   --ports LIST          ports, e.g. "2525" or "2525:2526"; 0 picks a free port (default 2525)
   --maildir DIR         Maildir to store messages in, created if missing (default ./mail)
+  --envelope-dir DIR    also write each message's envelope (sender, every recipient, BCC
+                        ones too, with their DSN parameters; the client; TLS; AUTH) as
+                        JSON into DIR, created if missing: NAME.json for the Maildir
+                        file NAME
   --max-size BYTES      largest message accepted, 0 for no limit (default 26214400)
   --max-recipients N    recipients per message (default 100)
   --crlf-mode MODE      CRLF_ENSURE (default), CRLF_LEAVE or CRLF_STRICT
   -q, --quiet           do not print a line per message
+
+Protocol:
+  --lmtp                speak LMTP (RFC 2033: LHLO, one reply per recipient) instead of SMTP
+  --socket PATH         listen on a Unix socket too, repeatable (a stale socket file there
+                        is replaced)
+  --no-chunking         do not offer CHUNKING (BDAT), nor BINARYMIME with it
+  --no-binarymime       do not offer BINARYMIME
+  --no-dsn              do not offer DSN (RET, ENVID, NOTIFY, ORCPT)
+  --no-requiretls       do not offer REQUIRETLS (offered over TLS otherwise)
 
 Limits and timeouts (S: seconds, decimals allowed):
   --max-connections N   open connections at most; past it 421 (default: no limit)
@@ -57,11 +73,14 @@ Limits and timeouts (S: seconds, decimals allowed):
   --greeting-delay S    wait before the 220; clients that talk first are refused
                         (default 0)
 
-PROXY protocol:
+PROXY protocol and XCLIENT:
   --proxy               every connection must start with a PROXY header (v1 or v2,
                         HAProxy), and only from --proxy-trusted addresses
   --proxy-trusted CIDR  who may send it, repeatable (default 127.0.0.0/8 and ::1/128);
                         needs --proxy
+  --xclient-trusted CIDR
+                        who may send XCLIENT and XFORWARD (Postfix), repeatable; "unix"
+                        for clients on --socket (default: nobody)
 
 TLS:
   --tls-mode MODE       STARTTLS: TLS_FORBIDDEN (default), TLS_OPTIONAL or TLS_REQUIRED
@@ -86,12 +105,13 @@ AUTH:
   -h, --help            show this help and exit
   -V, --version         show the version and exit
 
-A message is acknowledged (250) only once its file is durably in DIR/new/;
-if it cannot be stored the client gets 451 and may retry. SIGINT or SIGTERM
-stops the server gracefully: no new connections, and messages in progress
-are received and stored first (for up to 30 s); a second signal exits at
-once. With TLS on, the SHA-256 fingerprint of the certificate (given or
-self-signed) is printed once listening. Passwords are never printed.
+A message is acknowledged (250) only once its file is durably in DIR/new/
+(and its envelope file, if any, is written); if it cannot be stored the
+client gets 451 and may retry. SIGINT or SIGTERM stops the server
+gracefully: no new connections, and messages in progress are received and
+stored first (for up to 30 s); a second signal exits at once. With TLS on,
+the SHA-256 fingerprint of the certificate (given or self-signed) is printed
+once listening. Passwords are never printed.
 
 Exit status: 0 on success or after a signal, 1 if the server cannot start
 (within 30 s) or a stop left a delivery unfinished, 2 on a bad option. A
@@ -150,6 +170,22 @@ export interface DevServerConfig {
   authMechanisms: readonly string[];
   /** Offer AUTH on connections without TLS too. */
   allowInsecureAuth: boolean;
+  /** Offer CHUNKING: the `BDAT` command (RFC 3030). */
+  chunking: boolean;
+  /** Offer BINARYMIME (RFC 3030); needs {@link chunking}, as BINARYMIME bodies come in BDAT chunks. */
+  binaryMime: boolean;
+  /** Offer DSN (RFC 3461): `RET`, `ENVID`, `NOTIFY`, `ORCPT`. */
+  dsn: boolean;
+  /** Offer REQUIRETLS (RFC 8689); the server offers it over TLS only. */
+  requireTls: boolean;
+  /** Speak LMTP (RFC 2033) instead of SMTP. */
+  lmtp: boolean;
+  /** Who may send XCLIENT and XFORWARD: CIDR entries, and `"unix"` for Unix-socket clients; empty for nobody. */
+  xclientTrusted: readonly string[];
+  /** Unix socket paths to listen on besides the TCP ports; empty for none. */
+  socketPaths: readonly string[];
+  /** Where to write one JSON envelope file per stored message; `undefined` for none. */
+  envelopeDir: string | undefined;
 }
 
 /** An account of the dev server (`--auth-user user:password`). */
@@ -188,6 +224,15 @@ export const DEFAULT_CONFIG: Readonly<DevServerConfig> = Object.freeze({
   authUsers: Object.freeze([]),
   authMechanisms: Object.freeze(["PLAIN", "LOGIN", "CRAM-MD5"]),
   allowInsecureAuth: false,
+  // On here, unlike in the library: a sink should take whatever a client under test may send.
+  chunking: true,
+  binaryMime: true,
+  dsn: true,
+  requireTls: true,
+  lmtp: false,
+  xclientTrusted: Object.freeze([]),
+  socketPaths: Object.freeze([]),
+  envelopeDir: undefined,
 });
 
 /** What the command line asks for. */
@@ -239,6 +284,15 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
         "auth-user": { type: "string", multiple: true },
         "auth-mechanisms": { type: "string" },
         "allow-insecure-auth": { type: "boolean" },
+        "envelope-dir": { type: "string" },
+        lmtp: { type: "boolean" },
+        socket: { type: "string", multiple: true },
+        // Spelt out: parseArgs's own --no- negation needs Node 22.4, and these default to on.
+        "no-chunking": { type: "boolean" },
+        "no-binarymime": { type: "boolean" },
+        "no-dsn": { type: "boolean" },
+        "no-requiretls": { type: "boolean" },
+        "xclient-trusted": { type: "string", multiple: true },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -285,7 +339,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
     proxy: values.proxy ?? false,
     proxyTrusted: values["proxy-trusted"] === undefined
       ? DEFAULT_CONFIG.proxyTrusted
-      : values["proxy-trusted"].flatMap(cidrEntries),
+      : values["proxy-trusted"].flatMap((value) => cidrEntries(value, "--proxy-trusted")),
     tlsMode: oneOf("--tls-mode", values["tls-mode"], TLS_MODES, DEFAULT_CONFIG.tlsMode),
     tlsPorts: values["tls-port"] ?? [],
     tlsCert: values["tls-cert"],
@@ -296,6 +350,15 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
       ? DEFAULT_CONFIG.authMechanisms
       : authMechanismList(values["auth-mechanisms"]),
     allowInsecureAuth: values["allow-insecure-auth"] ?? false,
+    chunking: !values["no-chunking"],
+    // BINARYMIME bodies can only come in BDAT chunks (RFC 3030): no CHUNKING, no BINARYMIME.
+    binaryMime: !values["no-binarymime"] && !values["no-chunking"],
+    dsn: !values["no-dsn"],
+    requireTls: !values["no-requiretls"],
+    lmtp: values.lmtp ?? false,
+    xclientTrusted: (values["xclient-trusted"] ?? []).flatMap((value) => xclientEntries(value)),
+    socketPaths: values.socket ?? [],
+    envelopeDir: values["envelope-dir"],
   };
   // Flags that would do nothing are mistakes: say so rather than ignore them.
   const tlsOn = config.tlsMode !== "TLS_FORBIDDEN" || config.tlsPorts.length > 0;
@@ -306,6 +369,9 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
   }
   if (values["proxy-trusted"] !== undefined && !config.proxy) {
     throw new CliError("--proxy-trusted is unused without --proxy (it does not turn the PROXY protocol on)");
+  }
+  if (config.xclientTrusted.includes("unix") && config.socketPaths.length === 0) {
+    throw new CliError("--xclient-trusted unix is unused without --socket (it trusts clients on a Unix socket)");
   }
   if (config.authMode === "AUTH_FORBIDDEN") {
     for (const flag of ["auth-user", "auth-mechanisms", "allow-insecure-auth"] as const) {

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { resolve } from "node:path";
 import { MidiSmtpServer, type MidiSmtpServerOptions } from "../server.ts";
 import { CidrList } from "../cidr.ts";
 import { DEFAULT_MECHANISMS } from "../auth/mod.ts";
@@ -36,6 +37,7 @@ export function checkConfig(config: DevServerConfig): void {
   checkLimits(config);
   checkTls(config);
   checkAuth(config);
+  checkProtocol(config);
   try {
     // The server's own checks (host and port syntax, ranges, ports per host,
     // modes, mechanisms) are the single source of truth; constructing binds
@@ -108,6 +110,38 @@ function checkAuth(config: DevServerConfig): void {
   }
 }
 
+/** The extensions, LMTP, XCLIENT sources, Unix sockets and the envelope folder. */
+function checkProtocol(config: DevServerConfig): void {
+  if (config.binaryMime && !config.chunking) {
+    throw new CliError("BINARYMIME needs CHUNKING: its bodies come in BDAT chunks (--no-chunking turns both off)");
+  }
+  for (const entry of config.xclientTrusted) {
+    if (entry === "unix") continue;
+    try {
+      new CidrList([entry]);
+    } catch (err) {
+      throw new CliError(`--xclient-trusted: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  const seen = new Set<string>();
+  for (const path of config.socketPaths) {
+    if (path === "") throw new CliError("--socket must not be empty");
+    if (seen.has(resolve(path))) throw new CliError(`--socket ${path} is given twice`);
+    seen.add(resolve(path));
+  }
+  const { envelopeDir } = config;
+  if (envelopeDir === "") throw new CliError("--envelope-dir must not be empty");
+  // A mail reader would take the JSON files there for messages.
+  if (
+    envelopeDir !== undefined &&
+    ["new", "cur", "tmp"].some((sub) => resolve(config.maildir, sub) === resolve(envelopeDir))
+  ) {
+    throw new CliError(
+      "--envelope-dir must not be the Maildir's new/, cur/ or tmp/ (readers would take its files for mail)",
+    );
+  }
+}
+
 /**
  * The server options of a dev server configuration; the hooks and the
  * transport are added by `runDevServer`.
@@ -148,5 +182,12 @@ export function serverOptions(config: DevServerConfig): MidiSmtpServerOptions {
     authMode: config.authMode,
     authMechanisms: [...config.authMechanisms],
     allowInsecureAuth: config.allowInsecureAuth,
+    chunkingExtension: config.chunking,
+    binaryMimeExtension: config.binaryMime,
+    dsnExtension: config.dsn,
+    requireTlsExtension: config.requireTls,
+    lmtp: config.lmtp,
+    xclientTrustedSources: [...config.xclientTrusted],
+    socketPaths: [...config.socketPaths],
   };
 }

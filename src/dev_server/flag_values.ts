@@ -90,11 +90,26 @@ export function oneOf<T extends string>(
 /**
  * `"10.0.0.0/8, 192.0.2.1"`: one or more CIDR entries, split at commas and
  * white space (their syntax is checked with the rest of the configuration).
+ * `flag` names the flag in the error (one value of a repeatable flag each).
  */
-export function cidrEntries(value: string): string[] {
+export function cidrEntries(value: string, flag = "--proxy-trusted"): string[] {
   const entries = value.split(/[\s,]+/).filter((entry) => entry !== "");
-  if (entries.length === 0) throw new CliError("--proxy-trusted needs an address or network, e.g. 10.0.0.0/8");
+  if (entries.length === 0) throw new CliError(`${flag} needs an address or network, e.g. 10.0.0.0/8`);
   return entries;
+}
+
+/**
+ * `--xclient-trusted`: CIDR entries as {@link cidrEntries}, and `unix` (any
+ * case) for Unix-socket clients, spelt the way the server's
+ * `xclientTrustedSources` wants it.
+ *
+ * @example
+ * ```ts
+ * xclientEntries("10.0.0.0/8, UNIX"); // => ["10.0.0.0/8", "unix"]
+ * ```
+ */
+export function xclientEntries(value: string): string[] {
+  return cidrEntries(value, "--xclient-trusted").map((entry) => entry.toLowerCase() === "unix" ? "unix" : entry);
 }
 
 /**

@@ -119,6 +119,16 @@ export class Maildir {
     }
   }
 
+  /**
+   * Takes back a message {@link deliver} stored, when what had to go with it
+   * failed (its envelope file): the client is then told to retry, so a kept
+   * file would become a duplicate. Resolves with the error to throw: `cause`,
+   * or, if the file could not be removed, an error that says so and names it.
+   */
+  async withdraw(path: string, cause: unknown): Promise<unknown> {
+    return await withoutFile(path, cause);
+  }
+
   #path(...parts: string[]): string {
     return [this.dir === "/" ? "" : this.dir, ...parts].join("/");
   }
@@ -160,7 +170,7 @@ async function withoutFile(path: string, err: unknown): Promise<unknown> {
  * handler) where the kernel answers ENOENT for a directory whose parent
  * exists, as under /proc.
  */
-async function makeDirectories(path: string): Promise<void> {
+export async function makeDirectories(path: string): Promise<void> {
   try {
     await mkdir(path);
     return;
@@ -191,7 +201,7 @@ async function mustBeDirectory(path: string, err: unknown): Promise<void> {
 }
 
 /** Writes all of `bytes` (a single write may be short). */
-async function writeAll(file: FileHandle, bytes: Uint8Array): Promise<void> {
+export async function writeAll(file: FileHandle, bytes: Uint8Array): Promise<void> {
   let offset = 0;
   while (offset < bytes.length) {
     const { bytesWritten } = await file.write(bytes, offset, bytes.length - offset);

@@ -7,6 +7,7 @@
  */
 import process from "node:process";
 import { randomBytes } from "node:crypto";
+import { basename } from "node:path";
 import { MidiSmtpServer } from "../server.ts";
 import { Smtpd451Exception, Smtpd535Exception } from "../exceptions.ts";
 import type { Transport } from "../transport/types.ts";
@@ -16,6 +17,7 @@ import { CliError } from "./cli_error.ts";
 import { checkConfig, serverOptions } from "./config.ts";
 import { checkCredentials } from "./credentials.ts";
 import { Deadline, DeadlineError, settlesWithin } from "./deadline.ts";
+import { EnvelopeDir, envelopeRecord, type EnvelopeSource } from "./envelope_file.ts";
 import { Maildir } from "./maildir.ts";
 import { endBySignal, exitDespiteStuckIo, exitProcess, type Signal, SIGNALS } from "./process_exit.ts";
 import { authWarnings, describeServer } from "./startup_report.ts";
@@ -70,8 +72,10 @@ export async function runDevServer(config: DevServerConfig, io: DevServerIo = {}
   const startup = new Deadline(io.startTimeout ?? START_TIMEOUT_SECONDS, "start-up");
   const maildir = io.maildir ?? new Maildir(config.maildir);
   await startup.race(`creating the Maildir ${config.maildir}`, maildir.init());
+  const envelopes = config.envelopeDir === undefined ? undefined : new EnvelopeDir(config.envelopeDir);
+  if (envelopes) await startup.race(`creating the envelope directory ${envelopes.dir}`, envelopes.init());
   const transport = io.transport ?? await startup.race("loading the transport", loadTransport());
-  const server = devServer(config, { stdout, stderr, transport, maildir });
+  const server = devServer(config, { stdout, stderr, transport, maildir, envelopes });
   await startup.race(
     `starting to listen on ${config.hosts} (host names, TLS certificate, ports)`,
     server.start(),
@@ -112,6 +116,35 @@ function deliveryCount(count: number): string {
   return `${count} ${count === 1 ? "delivery" : "deliveries"}`;
 }
 
+/**
+ * Writes the envelope file of the message stored at `path`; resolves with
+ * `path`. The record is built from the context's parts taken when the hook
+ * began (the session replaces them after the message, it does not change
+ * them). If the file cannot be written, the message is taken back: the client
+ * gets 451 and retries, and a kept message would become a duplicate.
+ */
+async function writeEnvelope(
+  envelopes: EnvelopeDir,
+  maildir: Maildir,
+  path: string,
+  source: EnvelopeSource,
+  { id, receivedAt }: { id: string; receivedAt: Date },
+): Promise<string> {
+  const messageFile = basename(path);
+  try {
+    await envelopes.write(messageFile, envelopeRecord(source, { id, messageFile, receivedAt }));
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw await maildir.withdraw(path, new Error(`envelope file not written: ${reason}`, { cause: err }));
+  }
+  return path;
+}
+
+/** The client for a log line: its IP, else (a Unix-socket client) its host name. */
+function clientName(server: { remoteIp: string; remoteHost: string }): string {
+  return server.remoteIp || server.remoteHost || "unknown";
+}
+
 /** Writes to stdout or stderr; a closed one (e.g. `| head`) must not fail deliveries. */
 function write(stream: { write(text: string): unknown }, text: string): void {
   try {
@@ -132,10 +165,16 @@ interface DevServerParts {
   stderr: { write(text: string): unknown };
   transport: Transport;
   maildir: Maildir;
+  /** Where the envelope files go (`--envelope-dir`), if anywhere. */
+  envelopes: EnvelopeDir | undefined;
 }
 
-/** The server with the dev server's hooks: log lines, AUTH against the configured users, Maildir delivery. */
-function devServer(config: DevServerConfig, { stdout, stderr, transport, maildir }: DevServerParts): MidiSmtpServer {
+/**
+ * The server with the dev server's hooks: log lines, AUTH against the
+ * configured users, Maildir delivery (and the envelope file).
+ */
+function devServer(config: DevServerConfig, parts: DevServerParts): MidiSmtpServer {
+  const { stdout, stderr, transport, maildir, envelopes } = parts;
   const passwords = new Map(config.authUsers.map(({ user, password }) => [user, password]));
   const inProgress = new Set<Promise<unknown>>();
   const server = new MidiSmtpServer({
@@ -150,23 +189,25 @@ function devServer(config: DevServerConfig, { stdout, stderr, transport, maildir
       const user = sanitizeHeaderValue(authenticationId, { utf8: true });
       write(
         stderr,
-        `${timestamp()} [WARN] AUTH ${credentials.mechanism} failed for "${user}" from ${ctx.server.remoteIp}\n`,
+        `${timestamp()} [WARN] AUTH ${credentials.mechanism} failed for "${user}" from ${clientName(ctx.server)}\n`,
       );
       throw new Smtpd535Exception();
     },
     async onMessageDataEvent(ctx) {
       const { server: conn, envelope, message } = ctx;
       const id = randomBytes(6).toString("hex").toUpperCase();
+      const receivedAt = message.delivered ?? new Date();
+      // After PROXY or XCLIENT these are the client they named: the header shows that one, as Postfix's does.
       const headers = traceHeaders({
         from: envelope.from,
         to: envelope.to,
         helo: conn.helo,
         heloMode: conn.heloMode,
         remoteHost: conn.remoteHost,
-        remoteIp: conn.remoteIp,
+        remoteIp: conn.remoteIp || null,
         localHost: conn.localHost,
         id,
-        date: message.delivered ?? new Date(),
+        date: receivedAt,
         encrypted: conn.encrypted !== null,
         authenticated: conn.authenticated !== null,
         utf8: envelope.encodingUtf8 === "utf8",
@@ -174,7 +215,13 @@ function devServer(config: DevServerConfig, { stdout, stderr, transport, maildir
       });
       // ctx.signal aborts if the client leaves or the hook times out: nobody
       // would see the 250, so the delivery is cancelled rather than kept.
-      const delivery = Promise.resolve().then(() => maildir.deliver(message.data, headers, { signal: ctx.signal }));
+      const stored = Promise.resolve().then(() => maildir.deliver(message.data, headers, { signal: ctx.signal }));
+      // The envelope file only once the message is stored, so that an envelope always has its message.
+      const delivery = envelopes
+        ? stored.then((path) =>
+          writeEnvelope(envelopes, maildir, path, { server: conn, envelope, message }, { id, receivedAt })
+        )
+        : stored;
       inProgress.add(delivery);
       let path: string;
       try {

@@ -1,8 +1,9 @@
 /**
- * What the dev server says about itself once listening: the PROXY, TLS and
- * AUTH lines after "listening on" ({@link describeServer}), and warnings
- * when AUTH will not be offered where the user likely expects it
- * ({@link authWarnings}). Passwords are never part of them.
+ * What the dev server says about itself once listening: the LMTP, Unix
+ * socket, PROXY, XCLIENT, TLS, AUTH and envelope lines after "listening on"
+ * ({@link describeServer}), and warnings when AUTH will not be offered where
+ * the user likely expects it ({@link authWarnings}). Passwords are never part
+ * of them.
  *
  * @module
  */
@@ -14,13 +15,20 @@ export interface DescribedServer {
   readonly tlsFingerprint: string | undefined;
   /** The bound implicit TLS listeners. */
   readonly tlsAddresses: readonly string[];
-  /** The server's options: who may send a PROXY header. */
-  readonly options: { readonly proxyTrustedSources: { readonly entries: readonly string[] } };
+  /** The bound Unix socket paths. */
+  readonly socketPaths: readonly string[];
+  /** The server's options: who may send a PROXY header, and XCLIENT. */
+  readonly options: {
+    readonly proxyTrustedSources: { readonly entries: readonly string[] };
+    readonly xclientTrustedSources: { readonly entries: readonly string[] };
+    readonly xclientTrustsUnix: boolean;
+  };
 }
 
 /**
- * The lines printed after "listening on" about PROXY, TLS and AUTH (no
- * passwords), for a server that has started.
+ * The lines printed after "listening on" about LMTP, Unix sockets, PROXY,
+ * XCLIENT, TLS, AUTH (no passwords) and envelope files, for a server that
+ * has started; nothing for what is off.
  *
  * @example
  * ```ts
@@ -37,7 +45,12 @@ export interface DescribedServer {
  * const server: DescribedServer = {
  *   tlsFingerprint: "3B:1C:...",
  *   tlsAddresses: ["127.0.0.1:4650"],
- *   options: { proxyTrustedSources: { entries: ["127.0.0.0/8", "::1/128"] } },
+ *   socketPaths: [],
+ *   options: {
+ *     proxyTrustedSources: { entries: ["127.0.0.0/8", "::1/128"] },
+ *     xclientTrustedSources: { entries: [] },
+ *     xclientTrustsUnix: false,
+ *   },
  * };
  * const [tls, certificate, auth] = describeServer(config, server);
  * tls; // => "TLS: STARTTLS required; implicit TLS on 127.0.0.1:4650"
@@ -47,7 +60,14 @@ export interface DescribedServer {
  */
 export function describeServer(config: DevServerConfig, server: DescribedServer): string[] {
   const lines: string[] = [];
+  if (config.lmtp) lines.push("LMTP: clients send LHLO, and get one reply per recipient after the message");
+  // The paths the server bound, as the library's own log line lists them.
+  if (config.socketPaths.length > 0) lines.push(`Unix socket: ${server.socketPaths.join(", ")}`);
   if (config.proxy) lines.push(`PROXY: required from ${server.options.proxyTrustedSources.entries.join(", ")}`);
+  if (config.xclientTrusted.length > 0) {
+    const unix = server.options.xclientTrustsUnix ? ["unix"] : [];
+    lines.push(`XCLIENT: trusted from ${[...server.options.xclientTrustedSources.entries, ...unix].join(", ")}`);
+  }
   const fingerprint = server.tlsFingerprint;
   if (fingerprint !== undefined) {
     const starttls = config.tlsMode === "TLS_REQUIRED"
@@ -71,6 +91,7 @@ export function describeServer(config: DevServerConfig, server: DescribedServer)
     const users = config.authUsers.map(({ user }) => user).join(", ");
     lines.push(`AUTH: ${mode}, ${over}; mechanisms ${config.authMechanisms.join(" ")}; users ${users}`);
   }
+  if (config.envelopeDir !== undefined) lines.push(`Envelopes: one JSON file per message in ${config.envelopeDir}`);
   return lines;
 }
 

@@ -15,12 +15,16 @@ export interface TraceInfo {
   to: readonly string[];
   /** The HELO/EHLO argument (`ctx.server.helo`). */
   helo: string;
-  /** `ctx.server.heloMode`: `"HELO"` gives `SMTP`, `"EHLO"` gives `ESMTP` (RFC 3848). */
+  /** `ctx.server.heloMode`: `"HELO"` gives `SMTP`, `"EHLO"` gives `ESMTP`, `"LHLO"` gives `LMTP` (RFC 3848). */
   heloMode: string;
-  /** `ctx.server.remoteHost`. */
+  /** `ctx.server.remoteHost` (after XCLIENT: the name it gave). */
   remoteHost: string;
-  /** `ctx.server.remoteIp`. */
-  remoteIp: string;
+  /**
+   * `ctx.server.remoteIp` (after PROXY or XCLIENT: the address they gave);
+   * `null` for a client without one (on a Unix socket, or XCLIENT
+   * `ADDR=[UNAVAILABLE]`): the `from` clause then has no address literal.
+   */
+  remoteIp: string | null;
   /** `ctx.server.localHost`: who received the message. */
   localHost: string;
   /** An identifier for this message in our logs. */
@@ -107,6 +111,28 @@ export function rfc5322Date(date: Date): string {
 }
 
 /**
+ * The protocol of a `Received` header's `with` clause, as RFC 3848 names
+ * them: `SMTP` after HELO, `ESMTP` after EHLO, `LMTP` after LHLO; ESMTP and
+ * LMTP get `S` over TLS and `A` after AUTH (`ESMTPSA`, `LMTPA`).
+ *
+ * @example
+ * ```ts
+ * receivedProtocol("EHLO", { encrypted: true, authenticated: true }); // => "ESMTPSA"
+ * receivedProtocol("LHLO"); // => "LMTP"
+ * receivedProtocol("HELO", { encrypted: true }); // => "SMTP"
+ * ```
+ */
+export function receivedProtocol(
+  heloMode: string,
+  session: { encrypted?: boolean; authenticated?: boolean } = {},
+): string {
+  const base = heloMode === "LHLO" ? "LMTP" : heloMode === "EHLO" ? "ESMTP" : "SMTP";
+  // RFC 3848 defines the S and A suffixes for ESMTP and LMTP only.
+  if (base === "SMTP") return base;
+  return `${base}${session.encrypted ? "S" : ""}${session.authenticated ? "A" : ""}`;
+}
+
+/**
  * Builds the `Return-Path` and `Received` headers (RFC 5321 4.4) to put in
  * front of a stored message. Every value that came from the client is passed
  * through {@link sanitizeHeaderValue}, so no value can inject a header.
@@ -127,15 +153,16 @@ export function rfc5322Date(date: Date): string {
 export function traceHeaders(info: TraceInfo): string {
   const utf8 = info.utf8 ?? false;
   const crlf = info.crlf === "\n" ? "\n" : "\r\n";
-  let protocol = info.heloMode === "EHLO" ? "ESMTP" : "SMTP";
-  // RFC 3848 defines the S and A suffixes for ESMTP only.
-  if (protocol === "ESMTP" && info.encrypted) protocol += "S";
-  if (protocol.startsWith("ESMTP") && info.authenticated) protocol += "A";
-  const ip = token(info.remoteIp, false);
-  const literal = ip.includes(":") ? `IPv6:${ip}` : ip;
+  const protocol = receivedProtocol(info.heloMode, info);
+  // RFC 5321 TCP-info: the host name and the address literal; a client without an address has only the name.
+  let tcpInfo = token(info.remoteHost, utf8);
+  if (info.remoteIp !== null) {
+    const ip = token(info.remoteIp, false);
+    tcpInfo += ` [${ip.includes(":") ? `IPv6:${ip}` : ip}]`;
+  }
   const forClause = info.to.length > 0 ? `${crlf}\tfor ${path(info.to[0], utf8)};` : ";";
   return `Return-Path: ${path(info.from, utf8)}${crlf}` +
-    `Received: from ${token(info.helo, utf8)} (${token(info.remoteHost, utf8)} [${literal}])${crlf}` +
+    `Received: from ${token(info.helo, utf8)} (${tcpInfo})${crlf}` +
     `\tby ${token(info.localHost, utf8)} with ${protocol} id ${token(info.id, false)}` +
     `${forClause} ${rfc5322Date(info.date ?? new Date())}${crlf}`;
 }

@@ -18,6 +18,11 @@
  * first (see client_hello.ts), the certificate picked by its server name,
  * and the bytes replayed into the TLS layer.
  *
+ * Unix sockets are `Bun.listen({ unix })` with the same handlers, bound and
+ * cleaned up through unix_socket.ts (Bun unlinks the path it bound on stop,
+ * whatever is there by then). Bun reports no addresses on such a socket: the
+ * connections get the listening path as both ends.
+ *
  * `Bun` is reached through `globalThis` with small local interfaces, so this
  * file also compiles where no Bun types exist.
  *
@@ -29,12 +34,14 @@ import { ReadQueue } from "./read_queue.ts";
 import { connectionDeliverer } from "./deliver.ts";
 import { ConnectionDuplex } from "./connection_duplex.ts";
 import { certificateByClientHello } from "./client_hello.ts";
+import { bindUnixSocket, unixSocketAddress, type UnixSocketFile } from "./unix_socket.ts";
 import type { Connection, Listener, ListenOptions, SocketAddress, TlsServerOptions, Transport } from "./types.ts";
 
 /** The parts of Bun's `Socket` used here. */
 interface BunSocket {
   data: BunConnection | undefined;
-  readonly remoteAddress: string;
+  /** `undefined` on a Unix socket. */
+  readonly remoteAddress?: string;
   readonly remotePort?: number;
   readonly remoteFamily?: string;
   readonly localAddress?: string;
@@ -60,21 +67,19 @@ interface BunSocketHandlers {
   error(socket: BunSocket, error: Error): void;
 }
 
-/** The parts of Bun's `TCPSocketListener` used here. */
+/** The parts of Bun's `TCPSocketListener` (or `UnixSocketListener`, without hostname and port) used here. */
 interface BunListener {
   readonly hostname?: string;
-  readonly port: number;
+  readonly port?: number;
   stop(closeActiveConnections?: boolean): void;
 }
 
+/** Where `Bun.listen` binds: a TCP host and port, or a Unix socket path. */
+type BunListenTarget = { hostname: string; port: number } | { unix: string };
+
 /** The parts of the `Bun` global used here. */
 interface BunNamespace {
-  listen(options: {
-    hostname: string;
-    port: number;
-    allowHalfOpen: boolean;
-    socket: BunSocketHandlers;
-  }): BunListener;
+  listen(options: BunListenTarget & { allowHalfOpen: boolean; socket: BunSocketHandlers }): BunListener;
 }
 
 function bunNamespace(): BunNamespace {
@@ -117,12 +122,17 @@ export class BunConnection implements Connection {
   #writes: PendingWrite[] = [];
   #allWritten: Array<() => void> = [];
 
-  /** Wraps `socket` and registers as its `data`; `listenHostname` stands in if Bun reports no local address. */
-  constructor(socket: BunSocket, listenHostname: string) {
+  /**
+   * Wraps `socket` and registers as its `data`; `listenHostname` stands in if
+   * Bun reports no local address. `unix` is both ends of a Unix-socket
+   * connection, for which Bun reports no address at all.
+   */
+  constructor(socket: BunSocket, listenHostname: string, unix?: SocketAddress) {
     this.#socket = socket;
     socket.data = this;
-    this.localAddress = socketAddress(socket.localAddress || listenHostname, socket.localPort, socket.localFamily);
-    this.remoteAddress = socketAddress(socket.remoteAddress, socket.remotePort, socket.remoteFamily);
+    this.localAddress = unix ??
+      socketAddress(socket.localAddress || listenHostname, socket.localPort, socket.localFamily);
+    this.remoteAddress = unix ?? socketAddress(socket.remoteAddress, socket.remotePort, socket.remoteFamily);
     try {
       socket.setNoDelay?.(true); // SMTP replies are small and latency-bound
     } catch { /* not fatal */ }
@@ -219,7 +229,11 @@ export class BunConnection implements Connection {
     // The socket moves to a fresh connection object with an empty queue (what
     // came in while the 220 was being written is dropped with this one), which
     // node:tls reads through a Duplex. This object becomes inert.
-    const raw = new BunConnection(this.#socket, this.localAddress.hostname);
+    const raw = new BunConnection(
+      this.#socket,
+      this.localAddress.hostname,
+      this.localAddress.family === "unix" ? this.localAddress : undefined,
+    );
     this.#closed = true;
     this.#dropQueue();
     if (this.#paused) raw.#paused = true;
@@ -283,9 +297,16 @@ async function handshake(
   return upgradeDuplexToTls(new ConnectionDuplex(raw, replay), tlsOptions, addresses);
 }
 
-class BunTcpListener implements Listener {
-  constructor(readonly address: SocketAddress, private readonly listener: BunListener) {}
+/** A `Bun.listen` listener (TCP or Unix); a Unix socket's file goes with close(). */
+class BunSocketListener implements Listener {
+  constructor(
+    readonly address: SocketAddress,
+    private readonly listener: BunListener,
+    private readonly file?: UnixSocketFile,
+  ) {}
   close(): Promise<void> {
+    // First the file, so no client finds a path whose listener is going away.
+    this.file?.remove();
     this.listener.stop(false); // accepted connections stay open
     return Promise.resolve();
   }
@@ -294,19 +315,20 @@ class BunTcpListener implements Listener {
 /** The Bun transport (`Bun.listen`). Only usable when running on Bun. */
 export const bunTransport: Transport = {
   name: "bun",
-  listen(options: ListenOptions, onConnection: (conn: Connection) => void): Promise<Listener> {
+  async listen(options: ListenOptions, onConnection: (conn: Connection) => void): Promise<Listener> {
+    const bun = bunNamespace();
     const tlsOptions = options.tls;
     const deliver = connectionDeliverer(onConnection);
-    let listener: BunListener;
-    try {
-      listener = bunNamespace().listen({
-        hostname: options.hostname,
-        port: options.port,
+    const path = options.path;
+    const unix = path === undefined ? undefined : unixSocketAddress(path);
+    const listen = (target: BunListenTarget): BunListener =>
+      bun.listen({
+        ...target,
         // Without it Bun closes the socket on the client's FIN, and half-close breaks.
         allowHalfOpen: true,
         socket: {
           open(socket) {
-            const conn = new BunConnection(socket, options.hostname);
+            const conn = new BunConnection(socket, options.hostname, unix);
             if (!tlsOptions) return deliver(conn);
             // Implicit TLS: the callback only sees the connection once the
             // handshake is done; a failed one has already closed this socket.
@@ -320,10 +342,15 @@ export const bunTransport: Transport = {
           error: (socket) => socket.data?.onClose(),
         },
       });
-    } catch (err) {
-      return Promise.reject(err);
+    if (path !== undefined) {
+      const { handle, file } = await bindUnixSocket(
+        path,
+        (tempPath) => listen({ unix: tempPath }),
+        (listener) => listener.stop(true),
+      );
+      return new BunSocketListener(unixSocketAddress(path), handle, file);
     }
-    const address = socketAddress(listener.hostname ?? options.hostname, listener.port);
-    return Promise.resolve(new BunTcpListener(address, listener));
+    const listener = listen({ hostname: options.hostname, port: options.port });
+    return new BunSocketListener(socketAddress(listener.hostname ?? options.hostname, listener.port), listener);
   },
 };

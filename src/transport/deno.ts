@@ -12,6 +12,12 @@
  * same options, SNI and handshake timeout everywhere, and a failed or stalled
  * handshake only closes that one connection.
  *
+ * Unix sockets are `Deno.listen({ transport: "unix" })`, bound and cleaned up
+ * through unix_socket.ts (Deno unlinks the path it bound on close, whatever
+ * is there by then). The same `Deno.Conn` code serves them: a `UnixConn`
+ * reads, writes and half-closes like a TCP one, and has no `setNoDelay`.
+ * Deno asks for `--allow-read` and `--allow-write` on the socket's path.
+ *
  * `Deno` is reached through `globalThis` with small local interfaces, so this
  * file also compiles with tsc, where no `Deno` types exist.
  *
@@ -22,12 +28,13 @@ import { socketAddress } from "./address.ts";
 import { upgradeDuplexToTls } from "./node_tls.ts";
 import { type ByteSource, ConnectionDuplex } from "./connection_duplex.ts";
 import { connectionDeliverer } from "./deliver.ts";
+import { bindUnixSocket, unixSocketAddress, type UnixSocketFile } from "./unix_socket.ts";
 import type { Connection, Listener, ListenOptions, SocketAddress, TlsServerOptions, Transport } from "./types.ts";
 
-/** The parts of `Deno.NetAddr` used here. */
+/** The parts of `Deno.NetAddr` used here (a `Deno.UnixAddr` has neither: its connections get their address passed). */
 interface DenoNetAddr {
-  readonly hostname: string;
-  readonly port: number;
+  readonly hostname?: string;
+  readonly port?: number;
 }
 
 /** The parts of `Deno.Conn` used here. */
@@ -50,7 +57,9 @@ interface DenoListener {
 
 /** The parts of the `Deno` namespace used here. */
 interface DenoNamespace {
-  listen(options: { hostname: string; port: number; transport: "tcp" }): DenoListener;
+  listen(
+    options: { hostname: string; port: number; transport: "tcp" } | { path: string; transport: "unix" },
+  ): DenoListener;
 }
 
 /** Bytes asked for per `conn.read()` under TLS; the result is copied out, so the buffer is reused. */
@@ -134,11 +143,11 @@ export class DenoConnection implements Connection {
   /** The tail of the write queue: writes run one after another so partial writes never interleave. */
   #lastWrite: Promise<void> = Promise.resolve();
 
-  /** Wraps an accepted `Deno.Conn`. */
-  constructor(conn: DenoConn) {
+  /** Wraps an accepted `Deno.Conn`; `address` stands for both ends of a Unix-socket connection. */
+  constructor(conn: DenoConn, address?: SocketAddress) {
     this.#conn = conn;
-    this.localAddress = socketAddress(conn.localAddr.hostname, conn.localAddr.port);
-    this.remoteAddress = socketAddress(conn.remoteAddr.hostname, conn.remoteAddr.port);
+    this.localAddress = address ?? socketAddress(conn.localAddr.hostname, conn.localAddr.port);
+    this.remoteAddress = address ?? socketAddress(conn.remoteAddr.hostname, conn.remoteAddr.port);
     try {
       conn.setNoDelay?.(true); // SMTP replies are small and latency-bound
     } catch { /* not fatal */ }
@@ -251,14 +260,22 @@ export class DenoConnection implements Connection {
   }
 }
 
-class DenoTcpListener implements Listener {
+/** A `Deno.Listener` (TCP or Unix) with its accept loop; a Unix socket's file goes with close(). */
+class DenoSocketListener implements Listener {
   readonly address: SocketAddress;
   #listener: DenoListener;
+  #file: UnixSocketFile | undefined;
   #closed = false;
 
-  constructor(listener: DenoListener, onConn: (conn: DenoConn) => void) {
+  constructor(
+    listener: DenoListener,
+    address: SocketAddress,
+    file: UnixSocketFile | undefined,
+    onConn: (conn: DenoConn) => void,
+  ) {
     this.#listener = listener;
-    this.address = socketAddress(listener.addr.hostname, listener.addr.port);
+    this.address = address;
+    this.#file = file;
     this.#acceptLoop(onConn);
   }
 
@@ -285,6 +302,8 @@ class DenoTcpListener implements Listener {
   close(): Promise<void> {
     if (!this.#closed) {
       this.#closed = true;
+      // First the file, so no client finds a path whose listener is going away.
+      this.#file?.remove();
       try {
         this.#listener.close();
       } catch { /* already closed */ }
@@ -293,26 +312,42 @@ class DenoTcpListener implements Listener {
   }
 }
 
+/** Closes a listener that may be closed already (the undo of a bind that bindUnixSocket could not finish). */
+function closeQuietly(listener: DenoListener): void {
+  try {
+    listener.close();
+  } catch { /* already closed */ }
+}
+
 /** The Deno transport (`Deno.listen`). Only usable when running on Deno. */
 export const denoTransport: Transport = {
   name: "deno",
-  listen(options: ListenOptions, onConnection: (conn: Connection) => void): Promise<Listener> {
+  async listen(options: ListenOptions, onConnection: (conn: Connection) => void): Promise<Listener> {
+    const deno = denoNamespace();
+    const path = options.path;
     let listener: DenoListener;
-    try {
-      listener = denoNamespace().listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
-    } catch (err) {
-      return Promise.reject(err);
+    let file: UnixSocketFile | undefined;
+    let address: SocketAddress;
+    let unix: SocketAddress | undefined;
+    if (path !== undefined) {
+      ({ handle: listener, file } = await bindUnixSocket(
+        path,
+        (tempPath) => deno.listen({ path: tempPath, transport: "unix" }),
+        closeQuietly,
+      ));
+      address = unix = unixSocketAddress(path);
+    } else {
+      listener = deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
+      address = socketAddress(listener.addr.hostname, listener.addr.port);
     }
     const tlsOptions = options.tls;
     const deliver = connectionDeliverer(onConnection);
-    return Promise.resolve(
-      new DenoTcpListener(listener, (conn) => {
-        const plain = new DenoConnection(conn);
-        if (!tlsOptions) return deliver(plain);
-        // Implicit TLS: the handshake runs before the callback sees the
-        // connection; a failed one has already closed just this socket.
-        plain.acceptTls(tlsOptions).then(deliver, () => {});
-      }),
-    );
+    return new DenoSocketListener(listener, address, file, (conn) => {
+      const plain = new DenoConnection(conn, unix);
+      if (!tlsOptions) return deliver(plain);
+      // Implicit TLS: the handshake runs before the callback sees the
+      // connection; a failed one has already closed just this socket.
+      plain.acceptTls(tlsOptions).then(deliver, () => {});
+    });
   },
 };

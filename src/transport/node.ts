@@ -4,6 +4,11 @@
  * Its TLS, like that of the other transports, is the shared layer in
  * node_tls.ts.
  *
+ * Unix sockets are `server.listen({ path })`, bound and cleaned up through
+ * unix_socket.ts (libuv, and Deno's and Bun's node:net, unlink the path they
+ * bound on close, whatever is there by then). node:net reports no addresses
+ * on such a socket: the connections get the listening path as both ends.
+ *
  * @module
  */
 import * as net from "node:net";
@@ -14,8 +19,12 @@ import { NodeSocketConnection } from "./node_socket.ts";
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, NodeTlsConnection, sniCallback, upgradeDuplexToTls } from "./node_tls.ts";
 import { ConnectionDuplex } from "./connection_duplex.ts";
 import { certificateByClientHello } from "./client_hello.ts";
+import { bindUnixSocket, unixSocketAddress, type UnixSocketFile } from "./unix_socket.ts";
 
-/** A plain `net.Socket` as a {@link Connection}, upgraded to TLS by node:tls on the socket itself when it can. */
+/**
+ * A plain `net.Socket` (TCP, or a Unix socket despite the name) as a
+ * {@link Connection}, upgraded to TLS by node:tls on the socket itself when it can.
+ */
 export class NodeTcpConnection extends NodeSocketConnection {
   override async startTls(options: TlsServerOptions, reply: Uint8Array): Promise<Connection> {
     // Stop reading before the 220 goes out: the ClientHello must reach the
@@ -56,19 +65,40 @@ export class NodeTcpConnection extends NodeSocketConnection {
 }
 
 class NodeListener implements Listener {
-  constructor(readonly address: SocketAddress, private readonly server: net.Server) {}
+  constructor(
+    readonly address: SocketAddress,
+    private readonly server: net.Server,
+    private readonly file?: UnixSocketFile,
+  ) {}
   close(): Promise<void> {
+    // First the file, so no client finds a path whose listener is going away.
+    this.file?.remove();
     // close() stops listening at once; its callback would wait until every accepted connection has ended.
     this.server.close();
     return Promise.resolve();
   }
 }
 
+/** Starts `server` listening; resolves once it is bound, rejects with the bind error. */
+function bind(server: net.Server, options: net.ListenOptions): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options, () => {
+      server.off("error", reject);
+      server.on("error", () => {});
+      resolve(server);
+    });
+  });
+}
+
 /** The `node:net` transport (with `node:tls` for implicit TLS on the listener). */
 export const nodeTransport: Transport = {
   name: "node",
-  listen(options: ListenOptions, onConnection: (conn: Connection) => void): Promise<Listener> {
+  async listen(options: ListenOptions, onConnection: (conn: Connection) => void): Promise<Listener> {
     const tlsOptions = options.tls;
+    const path = options.path;
+    // node:net gives a Unix socket's connections no addresses: both ends are the listening path.
+    const unix = path === undefined ? undefined : unixSocketAddress(path);
     const server: net.Server = tlsOptions
       ? tls.createServer({
         cert: tlsOptions.cert,
@@ -78,21 +108,23 @@ export const nodeTransport: Transport = {
         SNICallback: sniCallback(tlsOptions),
         handshakeTimeout: tlsOptions.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
         allowHalfOpen: true, // the client's FIN must not end our side: SMTP may still reply
-      }, (socket) => onConnection(new NodeTlsConnection(socket)))
+      }, (socket) => onConnection(new NodeTlsConnection(socket, unix, unix)))
       : net.createServer(
         { pauseOnConnect: false, allowHalfOpen: true },
-        (socket) => onConnection(new NodeTcpConnection(socket)),
+        (socket) => onConnection(new NodeTcpConnection(socket, unix, unix)),
       );
     // A failed or stalled handshake only concerns that one client.
     if (tlsOptions) server.on("tlsClientError", (_err: Error, socket: net.Socket) => socket.destroy());
-    return new Promise((resolve, reject) => {
-      server.once("error", reject);
-      server.listen({ host: options.hostname, port: options.port }, () => {
-        server.off("error", reject);
-        server.on("error", () => {});
-        const bound = server.address() as net.AddressInfo;
-        resolve(new NodeListener(socketAddress(bound.address, bound.port, bound.family), server));
-      });
-    });
+    if (path !== undefined) {
+      const { file } = await bindUnixSocket(
+        path,
+        (tempPath) => bind(server, { path: tempPath }),
+        (bound) => bound.close(),
+      );
+      return new NodeListener(unixSocketAddress(path), server, file);
+    }
+    await bind(server, { host: options.hostname, port: options.port });
+    const bound = server.address() as net.AddressInfo;
+    return new NodeListener(socketAddress(bound.address, bound.port, bound.family), server);
   },
 };

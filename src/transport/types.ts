@@ -8,14 +8,21 @@
  * @module
  */
 
-/** An IP endpoint as reported by the runtime, with the real port. */
+/**
+ * An endpoint as reported by the runtime: an IP address with the real port,
+ * or a Unix socket. A Unix-socket peer has no address of its own (it is a
+ * local process), so both ends of such a connection read
+ * `{ hostname: "", port: 0, family: "unix", path }` with the listening path.
+ */
 export interface SocketAddress {
-  /** Numeric IP address, e.g. `"127.0.0.1"` or `"::1"` (no brackets). */
+  /** Numeric IP address, e.g. `"127.0.0.1"` or `"::1"` (no brackets); `""` for a Unix socket. */
   readonly hostname: string;
-  /** Port number. */
+  /** Port number; `0` for a Unix socket. */
   readonly port: number;
   /** Address family. */
-  readonly family: "IPv4" | "IPv6";
+  readonly family: "IPv4" | "IPv6" | "unix";
+  /** The socket file's path, only for family `"unix"` (the path listened on, for both ends). */
+  readonly path?: string;
 }
 
 /** Key and certificate material for the server side of TLS (used by STARTTLS and implicit TLS). */
@@ -45,11 +52,11 @@ export interface TlsInfo {
 }
 
 /**
- * One accepted TCP (or TLS) connection.
+ * One accepted TCP or Unix-socket connection (plain or TLS).
  *
  * Reads are pull-based: the transport reads nothing from the socket until
  * {@link Connection.read} is called, so a slow consumer applies backpressure
- * to the client through TCP. Only one `read()` may be pending at a time.
+ * to the client through the socket's flow control. Only one `read()` may be pending at a time.
  */
 export interface Connection {
   /** The local end, with the real port. */
@@ -98,10 +105,20 @@ export interface Connection {
 
 /** Where and how to listen. */
 export interface ListenOptions {
-  /** Numeric IP address to bind, e.g. `"127.0.0.1"`, `"::1"`, `"0.0.0.0"`. */
+  /** Numeric IP address to bind, e.g. `"127.0.0.1"`, `"::1"`, `"0.0.0.0"`; ignored with {@link path}. */
   readonly hostname: string;
-  /** Port, `0` for any free one. */
+  /** Port, `0` for any free one; ignored with {@link path}. */
   readonly port: number;
+  /**
+   * Listen on this Unix socket path instead of TCP. A socket file left there
+   * by an earlier run is replaced (unless a server still answers on it); any
+   * other kind of file makes `listen()` reject and is left alone. The file is
+   * created with the runtime's default mode, `0777` minus the umask (with the
+   * usual umask `022` only the owner may connect, since connecting needs
+   * write permission): chmod it, or pick its directory, for wider access.
+   * {@link Listener.close} removes it, if it is still the one bound here.
+   */
+  readonly path?: string;
   /**
    * Implicit TLS (SMTPS, RFC 8314): every connection starts with a handshake
    * before `onConnection` sees it. The server does not use this (it listens
@@ -113,9 +130,12 @@ export interface ListenOptions {
 
 /** A bound listening socket. */
 export interface Listener {
-  /** The bound address, with the real port when `0` was asked for. */
+  /** The bound address, with the real port when `0` was asked for (family `"unix"` with the path for a Unix socket). */
   readonly address: SocketAddress;
-  /** Stops accepting; connections already accepted stay open. */
+  /**
+   * Stops accepting; connections already accepted stay open. A Unix socket's
+   * file is removed, unless something else has replaced it meanwhile.
+   */
   close(): Promise<void>;
 }
 
