@@ -62,9 +62,22 @@ test("a new context holds the server facts, an empty envelope and no message yet
 test("newEnvelope gives a fresh envelope each time", () => {
   const a = newEnvelope();
   const b = newEnvelope();
-  assert.deepEqual(a, { from: "", to: [], encodingBody: "", encodingUtf8: "", mailParams: {}, rcptParams: [] });
-  assert.notEqual(a.to, b.to);
-  assert.notEqual(a.mailParams, b.mailParams);
+  assert.deepEqual(a, {
+    from: "",
+    to: [],
+    encodingBody: "",
+    encodingUtf8: "",
+    mailParams: {},
+    rcptParams: [],
+    recipients: [],
+    dsn: { ret: null, envid: null },
+    requireTls: false,
+    xforward: null,
+    values: {},
+  });
+  for (const key of ["to", "mailParams", "rcptParams", "recipients", "dsn", "values"] as const) {
+    assert.notEqual(a[key], b[key], `${key} is not shared`);
+  }
 });
 
 test("ctx.signal aborts when the session ends, also when first asked for after the end", () => {

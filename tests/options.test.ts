@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { parseHosts, parsePorts, resolveOptions, type ServerOptions, SEVERITY_RANK } from "../src/options.ts";
 import type { Transport } from "../src/transport/types.ts";
 import { CidrList } from "../src/cidr.ts";
+import type { CommandDefinition, EsmtpParameter } from "../src/session/registry.ts";
 
 /** Options with deliberately wrong types, as plain JavaScript callers may pass them. */
 function untyped(options: Record<string, unknown>): ServerOptions {
@@ -84,6 +85,18 @@ describe("resolveOptions: defaults", () => {
       overloadTimeout: 10,
       greetingDelay: 0,
       hookTimeout: 120,
+      chunkingExtension: false,
+      binaryMimeExtension: false,
+      dsnExtension: false,
+      requireTlsExtension: false,
+      xclientTrustedSources: new CidrList([]),
+      xclientTrustsUnix: false,
+      lmtp: false,
+      socketPaths: [],
+      commands: [],
+      disabledCommands: [],
+      esmtpParameters: [],
+      ehloKeywords: undefined,
     });
   });
 
@@ -129,6 +142,9 @@ describe("resolveOptions: defaults", () => {
 
 describe("resolveOptions: valid values are kept", () => {
   it("keeps every option given", () => {
+    const site: CommandDefinition = { name: "SITE", handler: () => {} };
+    const tag: EsmtpParameter = { name: "X-TAG", command: "RCPT", apply: () => {} };
+    const ehloKeywords = (_ctx: unknown, lines: string[]) => lines;
     const resolved = resolveOptions({
       ports: "25, 587:2587",
       hosts: "127.0.0.1, [::1]",
@@ -179,6 +195,17 @@ describe("resolveOptions: valid values are kept", () => {
       overloadTimeout: null,
       greetingDelay: 2,
       hookTimeout: 30,
+      chunkingExtension: true,
+      binaryMimeExtension: true,
+      dsnExtension: true,
+      requireTlsExtension: true,
+      xclientTrustedSources: ["10.1.0.0/16", "unix"],
+      lmtp: true,
+      socketPaths: "/run/lmtp.sock",
+      commands: [site],
+      disabledCommands: ["vrfy"],
+      esmtpParameters: [tag],
+      ehloKeywords,
     });
     assert.deepEqual(resolved, {
       ports: [[25], [587, 2587]],
@@ -232,7 +259,36 @@ describe("resolveOptions: valid values are kept", () => {
       overloadTimeout: null,
       greetingDelay: 2,
       hookTimeout: 30,
+      chunkingExtension: true,
+      binaryMimeExtension: true,
+      dsnExtension: true,
+      requireTlsExtension: true,
+      xclientTrustedSources: new CidrList(["10.1.0.0/16"]),
+      xclientTrustsUnix: true,
+      lmtp: true,
+      socketPaths: ["/run/lmtp.sock"],
+      commands: [site],
+      disabledCommands: ["VRFY"],
+      esmtpParameters: [tag],
+      ehloKeywords,
     });
+  });
+
+  it("rejects BINARYMIME without CHUNKING, and bad extension options", () => {
+    const bad: Array<[Record<string, unknown>, RegExp]> = [
+      [{ binaryMimeExtension: true }, /binaryMimeExtension needs chunkingExtension/],
+      [{ xclientTrustedSources: ["10.0.0.0/33"] }, /xclientTrustedSources/],
+      [{ socketPaths: [""] }, /socketPaths/],
+      [{ lmtp: "yes" }, /lmtp/],
+      [{ ehloKeywords: "SIZE" }, /ehloKeywords/],
+      [{ disabledCommands: ["NO OP"] }, /disabledCommands/],
+    ];
+    for (const [options, message] of bad) {
+      assert.throws(
+        () => resolveOptions(options as never),
+        (err: Error) => err instanceof TypeError && message.test(err.message),
+      );
+    }
   });
 
   it("rejects bad values of the resilience options, naming the option", () => {

@@ -37,7 +37,7 @@ describe("ParameterTable", () => {
     table().apply("MAIL", { RET: "HDRS", ENVID: "QQ314159+2B1", BODY: "8BITMIME", SIZE: "100" }, {
       ctx,
       envelope,
-      offers: offering("DSN", "8BITMIME"),
+      offers: offering("DSN", "8BITMIME", "SIZE"),
     });
     assert.deepEqual(envelope.dsn, { ret: "HDRS", envid: "QQ314159+1" });
     assert.equal(envelope.encodingBody, "8bitmime");
@@ -66,7 +66,7 @@ describe("ParameterTable", () => {
   });
 
   it("refuses SIZE past the limit with 552 and a bad SIZE with 501", () => {
-    const target = { ctx, envelope: newEnvelope(), offers: offering() };
+    const target = { ctx, envelope: newEnvelope(), offers: offering("SIZE") };
     assert.match(refusal(() => table({ maxMessageSize: 10 }).apply("MAIL", { SIZE: "11" }, target)), /^552 /);
     assert.match(refusal(() => table().apply("MAIL", { SIZE: "ten" }, target)), /^501 /);
   });

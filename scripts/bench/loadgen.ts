@@ -12,6 +12,9 @@
  *   --size S            message size in bytes, headers included: 1024, 1k, 1m [1k]
  *   --rcpts N           recipients per message [1]
  *   --no-pipelining     one command at a time (default: MAIL+RCPTs+DATA in one write when offered)
+ *   --bdat CHUNK        send each message with BDAT (RFC 3030) instead of DATA, in chunks of CHUNK bytes
+ *                       (1024, 64k, 1m; 0: one `BDAT <size> LAST`); the server must offer CHUNKING. With
+ *                       PIPELINING, MAIL+RCPTs+every chunk go in one write; else each chunk waits for its 250 [DATA]
  *   --warmup N          messages sent first, same shape, not measured [0]
  *   --timeout SECS      give up after this long [300]
  *   --proxy [v1|v2]     send a PROXY protocol header (v2 if no version is given) as the first bytes of every
@@ -39,7 +42,8 @@ import { machineBusySeconds } from "./lib/proc.ts";
 import { buildProxyHeaders, isProxyVersion, REPO_MOD } from "./lib/proxy.ts";
 
 const USAGE = `usage: loadgen.ts --port P [--host H] [--sessions N] [--messages N] [--per-conn N] [--size S]
-       [--rcpts N] [--no-pipelining] [--warmup N] [--timeout SECS] [--proxy [v1|v2]] [--proxy-lib PATH] [--json]
+       [--rcpts N] [--no-pipelining] [--bdat CHUNK] [--warmup N] [--timeout SECS] [--proxy [v1|v2]] [--proxy-lib PATH]
+       [--json]
 See the top of scripts/bench/loadgen.ts for what each option does.`;
 
 /** The JSON line printed with `--json`. */
@@ -86,6 +90,7 @@ function parse(argv: string[]): Parsed | "help" {
       rcpts: { type: "string" },
       pipelining: { type: "boolean" },
       "no-pipelining": { type: "boolean" },
+      bdat: { type: "string" },
       warmup: { type: "string" },
       timeout: { type: "string" },
       proxy: { type: "string" },
@@ -111,6 +116,7 @@ function parse(argv: string[]): Parsed | "help" {
       size: sizeOption("size", values.size, 1024),
       recipients: intOption("rcpts", values.rcpts, 1, 1),
       pipelining: !values["no-pipelining"],
+      ...(values.bdat !== undefined ? { bdatChunk: sizeOption("bdat", values.bdat, 0) } : {}),
       timeoutMs: intOption("timeout", values.timeout, 300, 1) * 1000,
       ...(proxy !== undefined ? { proxyHeader: proxy } : {}),
     },
@@ -130,7 +136,7 @@ export async function measure(
   warmup = 0,
   proxyLib = REPO_MOD,
 ): Promise<LoadReport> {
-  const wire = buildWire(options.size, options.recipients);
+  const wire = buildWire(options.size, options.recipients, undefined, options.bdatChunk);
   // At most one connection per message: as many headers as the larger of the two loads needs (up to the ring size).
   const proxyHeaders = options.proxyHeader === undefined
     ? []
@@ -170,6 +176,9 @@ function describe(r: LoadReport): string {
     `machine_busy_s=${r.machineBusySec.toFixed(2)}`,
     `connections=${r.connections}`,
     `sessions=${o.sessions} per_conn=${o.perConnection} size=${o.size} rcpts=${o.recipients}`,
+    `body=${
+      o.bdatChunk === undefined ? "DATA" : `BDAT(${o.bdatChunk === 0 ? "one chunk" : `${o.bdatChunk}-byte chunks`})`
+    }`,
     `proxy=${o.proxyHeader ?? "off"}`,
     `pipelining=${
       o.pipelining ? (r.pipeliningUnavailable ? `partly(${r.pipeliningUnavailable} refused)` : "on") : "off"

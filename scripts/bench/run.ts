@@ -13,7 +13,8 @@
  *   --targets a,b      only these targets (ours-deno, ours-bun, ours-node, ours-*-proxy (w1, w1-conn only),
  *                      ours-*-stream (w2 only), ours-deno-semi16 (w3 only), ours-deno-stream-semi16 (w2 only),
  *                      postfix-smtp-sink (where installed), smtp-server-node)
- *   --workloads a,b    only these workloads (w1, w1-conn, w2, w3)
+ *   --workloads a,b    only these workloads (w1, w1-conn, w2, w2-bdat, w2-bdat64k, w3); the BDAT ones
+ *                      (w2-bdat*) run on the targets that offer CHUNKING (ours) and are compared with w2
  *   --idle N           idle connections for the memory test; 0 skips it [5000]
  *   --no-smtp-source   skip the Postfix smtp-source cross-check
  *   --help             print the options and exit
@@ -46,7 +47,7 @@ import { describeMachine } from "./lib/machine.ts";
 import { measureIdle, measureWorkload } from "./lib/measure.ts";
 import { type BenchReport, type CellResult, type IdleResult, renderMarkdown, writeSection } from "./lib/report.ts";
 import { findSmtpSourceBench } from "./lib/smtp_source.ts";
-import { REFERENCE, TARGETS, type Toolchain } from "./lib/targets.ts";
+import { REFERENCE, runsWorkload, TARGETS, type Toolchain } from "./lib/targets.ts";
 import { WORKLOADS } from "./lib/workloads.ts";
 
 const REPO = resolve(fileURLToPath(new URL("../..", import.meta.url)));
@@ -64,6 +65,9 @@ const USAGE = `usage: deno task bench [options]   (or: deno run -A scripts/bench
 A target made for some workloads only runs on those: ${
   TARGETS.filter((t) => t.onlyWorkloads).map((t) => `${t.name} (${t.onlyWorkloads!.join(", ")})`).join(", ")
 }.
+BDAT workloads (${
+  WORKLOADS.filter((w) => w.bdat).map((w) => w.name).join(", ")
+}) run only on targets that offer CHUNKING: ${TARGETS.filter((t) => t.chunking).map((t) => t.name).join(", ")}.
 Progress goes to stderr, the markdown result to stdout.`;
 
 interface Options {
@@ -155,7 +159,15 @@ async function main(): Promise<number> {
     const workloads = WORKLOADS.filter((w) => opts.workloads.includes(w.name));
     const cells: CellResult[] = [];
     for (const w of workloads) {
-      const here = targets.filter((t) => !t.onlyWorkloads || t.onlyWorkloads.includes(w.name));
+      const here = targets.filter((t) => runsWorkload(t, w));
+      if (w.bdat) {
+        const skipped = targets.filter((t) => !t.chunking && (!t.onlyWorkloads || t.onlyWorkloads.includes(w.name)));
+        if (skipped.length > 0) progress(`${w.name}: ${skipped.map((t) => t.name).join(", ")} skipped (no CHUNKING)`);
+      }
+      if (here.length === 0) {
+        progress(`${w.name}: no target to run it on`);
+        continue;
+      }
       progress(`${w.name} on ${here.map((t) => t.name).join(", ")}`);
       const t0 = Date.now();
       const results = await measureWorkload(

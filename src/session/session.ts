@@ -1367,8 +1367,23 @@ export class Session implements SessionControl {
     this.#state = "BDAT";
     this.#chunkSize = size;
     phase.beginChunk(size, last);
-    if (size === 0) return this.#chunkEnded(phase);
-    this.#receiving = true;
+    if (size > 0) {
+      this.#receiving = true;
+      return;
+    }
+    // An empty LAST chunk may still add a byte: the LF of a bare CR that ended the previous chunk.
+    if (!phase.refusal) this.ctx.message.bytesize = phase.size;
+    if (phase.headersPending || phase.stream) return this.#emptyChunkOutput(phase);
+    return this.#chunkEnded(phase);
+  }
+
+  /** `BDAT 0 LAST` produced output (a repaired line break): it goes through the hooks like any chunk's bytes. */
+  async #emptyChunkOutput(phase: DataPhase): Promise<void> {
+    if (phase.headersPending) await this.#afterDataBytes(phase);
+    if (this.#closing) return;
+    if (phase.stream) await phase.pump(() => this.#closing);
+    const finishing = this.#chunkEnded(phase);
+    if (finishing) await finishing;
   }
 
   /** A chunk's last byte is in: 250 for it, or the whole message's reply after LAST. */

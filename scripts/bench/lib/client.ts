@@ -2,14 +2,16 @@
  * The load generator's engine: `sessions` concurrent SMTP client slots, each
  * a small state machine over one `node:net` socket at a time, sharing one
  * pool of messages. Every reply code is checked (220, the EHLO 250, 250 per
- * MAIL and RCPT, 354, 250 after the dot, 221); any other reply, a lost
+ * MAIL and RCPT, 354, 250 after the dot, 221; with BDAT 250 per chunk and
+ * 250 after the LAST one, in place of 354 and the dot); any other reply, a lost
  * connection or a socket error counts as a failure, fails the message in
  * progress and the slot goes on with a new connection. A message is claimed
  * before it is tried, so a dead server ends the run instead of looping.
  * With `proxyHeader`, every connection first writes a PROXY protocol header
  * (as a balancer in front of the server would), then waits for the 220.
  * With `connect`, connections are opened by that function instead of plain
- * TCP (TLS: see tls.ts).
+ * TCP (TLS: see tls.ts). With a wire built for BDAT (`bdatChunk`), the
+ * message goes as BDAT chunks and the server must offer CHUNKING.
  *
  * @module
  */
@@ -34,8 +36,16 @@ export interface LoadOptions {
   readonly perConnection: number;
   /** Recipients per message. */
   readonly recipients: number;
-  /** Send MAIL, the RCPTs and DATA in one write (when the server offers PIPELINING), else one command at a time. */
+  /**
+   * Send MAIL, the RCPTs and DATA in one write (when the server offers PIPELINING), else one command at a time.
+   * With BDAT, MAIL, the RCPTs and every chunk go in one write; else each chunk waits for the previous one's 250.
+   */
   readonly pipelining: boolean;
+  /**
+   * Send the message with BDAT (RFC 3030) in chunks of this many bytes, 0 for one `BDAT <size> LAST`; absent: DATA.
+   * Only says what the wire holds (build it with `buildWire(..., bdatChunk)`): the load itself follows the wire.
+   */
+  readonly bdatChunk?: number;
   /** Give up after this many milliseconds (the result says `timedOut`). */
   readonly timeoutMs: number;
   /** Send a PROXY protocol header of this version as the first bytes of every connection (default: none). */
@@ -86,6 +96,18 @@ export interface LoadResult {
 
 const GREETING = 0, EHLO = 1, TXN = 2, QUIT = 3, CLOSED = 4, CONNECTING = 5;
 const PIPELINING = "PIPELINING";
+const CHUNKING = "CHUNKING";
+
+/** Whether the EHLO line `buf[start, end)` is the keyword `word` (alone or with parameters), in any case. */
+function isKeyword(buf: Uint8Array, start: number, end: number, word: string): boolean {
+  const n = word.length;
+  if (end - start < n || (end - start > n && buf[start + n] !== 0x20)) return false;
+  for (let i = 0; i < n; i++) {
+    // ASCII upper-casing: keywords are case-insensitive.
+    if ((buf[start + i] & 0xdf) !== word.charCodeAt(i)) return false;
+  }
+  return true;
+}
 
 /** Shared state of one run. */
 class Pool {
@@ -137,11 +159,12 @@ class Slot implements ReplyHandler {
   #socket: net.Socket | undefined;
   #parser = new ReplyParser();
   #phase = CLOSED;
-  /** Replies received in the current transaction: 0 MAIL, 1..r RCPT, r+1 DATA, r+2 the dot. */
+  /** Replies received in the current transaction: 0 MAIL, 1..r RCPT, r+1 DATA, r+2 the dot (BDAT: r+1+i chunk i). */
   #step = 0;
   #sentOnConnection = 0;
   #hasMessage = false;
   #offersPipelining = false;
+  #offersChunking = false;
   #pipelined = false;
   /** Counts `connect` calls, so that a connection that comes too late (after a timeout) is dropped. */
   #attempt = 0;
@@ -210,13 +233,8 @@ class Slot implements ReplyHandler {
   }
 
   replyLine(buf: Uint8Array, start: number, end: number): void {
-    const n = PIPELINING.length;
-    if (end - start < n || (end - start > n && buf[start + n] !== 0x20)) return;
-    for (let i = 0; i < n; i++) {
-      // ASCII upper-casing: keywords are case-insensitive.
-      if ((buf[start + i] & 0xdf) !== PIPELINING.charCodeAt(i)) return;
-    }
-    this.#offersPipelining = true;
+    if (isKeyword(buf, start, end, PIPELINING)) this.#offersPipelining = true;
+    else if (isKeyword(buf, start, end, CHUNKING)) this.#offersChunking = true;
   }
 
   reply(code: number): void {
@@ -227,6 +245,7 @@ class Slot implements ReplyHandler {
       case EHLO:
         this.#parser.wantLines = false;
         if (code !== 250) return this.#fail(`EHLO: expected 250, got ${code}`);
+        if (this.wire.chunks.length > 0 && !this.#offersChunking) return this.#fail("EHLO: CHUNKING not offered");
         this.#pipelined = this.options.pipelining && this.#offersPipelining;
         if (this.options.pipelining && !this.#offersPipelining) this.pool.result.pipeliningUnavailable++;
         this.#phase = TXN;
@@ -242,29 +261,46 @@ class Slot implements ReplyHandler {
   #ehlo(): void {
     this.#phase = EHLO;
     this.#offersPipelining = false;
+    this.#offersChunking = false;
     this.#parser.wantLines = true;
     this.#socket!.write(this.wire.ehlo);
   }
 
   #startTransaction(): void {
     this.#step = 0;
-    this.#socket!.write(this.#pipelined ? this.wire.group : this.wire.mail);
+    const wire = this.wire;
+    const chunked = wire.chunks.length > 0;
+    this.#socket!.write(this.#pipelined ? (chunked ? wire.chunkGroup : wire.group) : wire.mail);
   }
 
   #transactionReply(code: number): void {
     const r = this.options.recipients;
     const step = this.#step++;
+    const chunks = this.wire.chunks;
     if (step <= r) {
       if (code !== 250) return this.#fail(`${step === 0 ? "MAIL" : "RCPT"}: expected 250, got ${code}`);
-      if (!this.#pipelined) this.#socket!.write(step < r ? this.wire.rcpts[step] : this.wire.data);
+      if (!this.#pipelined) {
+        this.#socket!.write(step < r ? this.wire.rcpts[step] : chunks.length > 0 ? chunks[0] : this.wire.data);
+      }
       return;
     }
-    if (step === r + 1) {
-      if (code !== 354) return this.#fail(`DATA: expected 354, got ${code}`);
-      this.#socket!.write(this.wire.body);
-      return;
+    if (chunks.length > 0) {
+      // BDAT: a 250 per chunk; the one after the LAST chunk accepts the message.
+      const chunk = step - r - 1;
+      if (chunk < chunks.length - 1) {
+        if (code !== 250) return this.#fail(`BDAT chunk ${chunk + 1}/${chunks.length}: expected 250, got ${code}`);
+        if (!this.#pipelined) this.#socket!.write(chunks[chunk + 1]);
+        return;
+      }
+      if (code !== 250) return this.#fail(`BDAT LAST: expected 250, got ${code}`);
+    } else {
+      if (step === r + 1) {
+        if (code !== 354) return this.#fail(`DATA: expected 354, got ${code}`);
+        this.#socket!.write(this.wire.body);
+        return;
+      }
+      if (code !== 250) return this.#fail(`end of data: expected 250, got ${code}`);
     }
-    if (code !== 250) return this.#fail(`end of data: expected 250, got ${code}`);
     const result = this.pool.result;
     result.okMessages++;
     result.payloadBytes += this.wire.payloadBytes;
@@ -319,6 +355,9 @@ export function runLoad(
   }
   if (options.proxyHeader !== undefined && options.connect) {
     return Promise.reject(new Error("proxyHeader and connect cannot go together"));
+  }
+  if ((options.bdatChunk !== undefined) !== (wire.chunks.length > 0)) {
+    return Promise.reject(new Error("bdatChunk and the wire disagree: build the wire with buildWire(..., bdatChunk)"));
   }
   const pool = new Pool(options.messages, options.proxyHeader === undefined ? [] : proxyHeaders);
   const slots = Array.from({ length: Math.max(1, options.sessions) }, () => new Slot(pool, options, wire));

@@ -77,6 +77,7 @@ async function loadgen(
     "--timeout",
     String(RUN_TIMEOUT_SECS),
     ...(target.proxy ? ["--proxy", target.proxy, "--proxy-lib", lib.sourceEntry] : []),
+    ...(w.bdat ? ["--bdat", String(w.bdat.chunkSize)] : []),
     "--json",
   ];
   const out = await run(tools.node, args, tools.repo);
@@ -193,8 +194,9 @@ export async function measureWorkload(
       }
       const peak = peakRssBytes(a.server.pid);
       let smtpSource;
-      // smtp-source cannot send a PROXY header: a -proxy target would wait for one and close the connection.
-      if (plan.smtpSourceWrapper && !a.target.proxy) {
+      // smtp-source cannot send a PROXY header (a -proxy target would wait for one and close the connection),
+      // nor BDAT (a workload without an smtp-source twin).
+      if (plan.smtpSourceWrapper && !a.target.proxy && w.smtpSource) {
         smtpSource = await smtpSourceBench(plan.smtpSourceWrapper, a.server.port, w.smtpSource, {
           messages: plan.messages,
           runs: plan.runs,

@@ -1,7 +1,8 @@
 /**
  * The bytes a load generator sends, built once per run: the message (headers
- * and a body of ~76-byte CRLF lines, dot-stuffed, ending with `.\r\n`) and
- * every SMTP command, so that sending a message costs no encoding work.
+ * and a body of ~76-byte CRLF lines, dot-stuffed, ending with `.\r\n`; or as
+ * BDAT chunks, RFC 3030, sent as they are) and every SMTP command, so that
+ * sending a message costs no encoding work.
  *
  * @module
  */
@@ -34,6 +35,29 @@ export interface Wire {
   readonly quit: Buffer;
   /** Message size before dot-stuffing, i.e. what the server stores: the payload counted in MB/s. */
   readonly payloadBytes: number;
+  /**
+   * BDAT mode: each chunk of the message behind its `BDAT <n>` line, the last one's marked `LAST`
+   * (lock-step mode sends them one by one). Empty in DATA mode.
+   */
+  readonly chunks: readonly Buffer[];
+  /** BDAT mode: `MAIL` + every `RCPT` + every chunk in one buffer, what a PIPELINING client sends at once. */
+  readonly chunkGroup: Buffer;
+}
+
+/**
+ * The message as BDAT commands with their chunks of `chunkSize` bytes (0: one
+ * chunk, `BDAT <size> LAST`). No dot-stuffing: a chunk is sent as it is.
+ */
+export function buildChunks(message: Uint8Array, chunkSize: number): Buffer[] {
+  if (!Number.isInteger(chunkSize) || chunkSize < 0) throw new RangeError(`chunk size must be >= 0, got ${chunkSize}`);
+  const step = chunkSize === 0 ? message.length : chunkSize;
+  const chunks: Buffer[] = [];
+  for (let from = 0; from < message.length; from += step) {
+    const chunk = message.subarray(from, Math.min(from + step, message.length));
+    const last = from + chunk.length === message.length;
+    chunks.push(Buffer.concat([Buffer.from(`BDAT ${chunk.length}${last ? " LAST" : ""}\r\n`, "latin1"), chunk]));
+  }
+  return chunks;
 }
 
 /** The address of recipient `i` (0-based). */
@@ -97,8 +121,17 @@ export function dotStuff(message: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Builds every buffer a session sends for messages of `size` bytes to `recipients` recipients. */
-export function buildWire(size: number, recipients: number, helo = "loadgen.bench.test"): Wire {
+/**
+ * Builds every buffer a session sends for messages of `size` bytes to
+ * `recipients` recipients; with `bdatChunk` (bytes per chunk, 0 for one
+ * chunk) the message goes with BDAT instead of DATA.
+ */
+export function buildWire(
+  size: number,
+  recipients: number,
+  helo = "loadgen.bench.test",
+  bdatChunk?: number,
+): Wire {
   if (!Number.isInteger(recipients) || recipients < 1) throw new RangeError("recipients must be >= 1");
   const message = buildMessage(size, recipients);
   const stuffed = dotStuff(message);
@@ -108,6 +141,7 @@ export function buildWire(size: number, recipients: number, helo = "loadgen.benc
   const mail = Buffer.from(`MAIL FROM:<${SENDER}>\r\n`, "latin1");
   const rcpts = Array.from({ length: recipients }, (_, i) => Buffer.from(`RCPT TO:<${recipient(i)}>\r\n`, "latin1"));
   const data = Buffer.from("DATA\r\n", "latin1");
+  const chunks = bdatChunk === undefined ? [] : buildChunks(message, bdatChunk);
   return {
     ehlo: Buffer.from(`EHLO ${helo}\r\n`, "latin1"),
     mail,
@@ -117,5 +151,7 @@ export function buildWire(size: number, recipients: number, helo = "loadgen.benc
     body,
     quit: Buffer.from("QUIT\r\n", "latin1"),
     payloadBytes: message.length,
+    chunks,
+    chunkGroup: chunks.length === 0 ? Buffer.alloc(0) : Buffer.concat([mail, ...rcpts, ...chunks]),
   };
 }

@@ -136,8 +136,11 @@ function workloadLines(r: BenchReport): string[] {
   return r.workloads.map((w) => {
     const count = r.quick ? w.quickMessages : w.messages;
     const warm = r.quick ? 0 : w.warmup;
-    return `- **${w.name}**: ${w.description}; ${count} messages per run, ${warm} warm-up; ` +
-      `smtp-source workload \`${w.smtpSource}\``;
+    const source = w.smtpSource
+      ? `smtp-source workload \`${w.smtpSource}\``
+      : "no smtp-source twin (it cannot send BDAT)";
+    const chunking = w.bdat ? "; only on targets that offer CHUNKING" : "";
+    return `- **${w.name}**: ${w.description}; ${count} messages per run, ${warm} warm-up; ${source}${chunking}`;
   });
 }
 
@@ -167,7 +170,11 @@ function mainTable(r: BenchReport): string[] {
           c.target,
           rate(c.msgsPerSec),
           num(c.mbPerSec.median),
-          c.target === r.reference ? "1.00x (ref)" : ratio(c.msgsPerSec.median, ref?.msgsPerSec.median),
+          c.target === r.reference
+            ? "1.00x (ref)"
+            : !ref && w.bdat
+            ? "– (no BDAT)"
+            : ratio(c.msgsPerSec.median, ref?.msgsPerSec.median),
           fixed(c.serverCpuSec.median, 2),
           fixed((c.serverCpuSec.median / c.messages) * 1e6, 0),
           fixed(c.peakRssBytes / MiB, 1),
@@ -254,6 +261,49 @@ function proxyTable(r: BenchReport): string[] {
   ];
 }
 
+/**
+ * Each BDAT workload against its DATA twin (same shape), target by target.
+ * The two are different workload passes (every target restarted between
+ * them), so a ratio also holds whatever the machine did in between.
+ */
+function bdatTable(r: BenchReport): string[] {
+  const rows: string[] = [];
+  const cpuPerMsg = (x: CellResult) => (x.serverCpuSec.median / x.messages) * 1e6;
+  for (const w of r.workloads) {
+    if (!w.bdat) continue;
+    for (const c of r.cells.filter((x) => x.workload === w.name && !x.error)) {
+      const data = r.cells.find((x) => x.workload === w.bdat!.twin && x.target === c.target && !x.error);
+      if (!data) continue;
+      rows.push(
+        "| " + [
+          w.name,
+          c.target,
+          w.bdat.twin,
+          num(data.msgsPerSec.median),
+          num(c.msgsPerSec.median),
+          ratio(c.msgsPerSec.median, data.msgsPerSec.median),
+          fixed(cpuPerMsg(data), 0),
+          fixed(cpuPerMsg(c), 0),
+          ratio(cpuPerMsg(c), cpuPerMsg(data)),
+          fixed(data.peakRssBytes / MiB, 1),
+          fixed(c.peakRssBytes / MiB, 1),
+        ].join(" | ") + " |",
+      );
+    }
+  }
+  if (rows.length === 0) return [];
+  return [
+    "BDAT against DATA: each BDAT workload next to its DATA twin of the same shape, on the same target (smtp-server " +
+    "and smtp-sink offer no CHUNKING, so the comparison is within a runtime). Ratios are BDAT / DATA of the medians; " +
+    "the two are separate workload passes, so drift of the machine between them is in the ratio too.",
+    "",
+    "| workload | target | vs | msgs/s DATA | msgs/s BDAT | msgs/s BDAT/DATA | server CPU µs/msg DATA " +
+    "| server CPU µs/msg BDAT | CPU/msg BDAT/DATA | peak RSS MiB DATA | peak RSS MiB BDAT |",
+    "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ...rows,
+  ];
+}
+
 function idleTable(r: BenchReport): string[] {
   if (r.idle.length === 0) return [];
   const count = r.idle[0].count;
@@ -298,6 +348,7 @@ export function renderMarkdown(r: BenchReport): string {
     ...legend(),
     "",
     ...paragraph(proxyTable(r)),
+    ...paragraph(bdatTable(r)),
     ...idleTable(r),
   ].join("\n").trimEnd() + "\n";
 }

@@ -67,6 +67,8 @@ export interface Target {
   command(tools: Toolchain, lib: Library, port: number): { command: string; args: string[] };
   /** Only these workloads (and no idle test): for variants that matter for one workload. */
   readonly onlyWorkloads?: readonly string[];
+  /** It offers CHUNKING (RFC 3030), so it runs the BDAT workloads too (default: no, they skip it). */
+  readonly chunking?: boolean;
   /** Whether it can run on this machine (default: yes); targets that need a system package check for it. */
   available?(): boolean;
   /** It cannot listen on port 0 and report the port: it gets a free port chosen beforehand. */
@@ -115,6 +117,7 @@ function proxyTwin(base: Target, version: ProxyVersion = "v2"): Target {
   return {
     name: base.name + PROXY_SUFFIX,
     ours: base.ours,
+    chunking: base.chunking,
     onlyWorkloads: PROXY_WORKLOADS,
     proxy: version,
     command: (t, lib, port) => {
@@ -124,9 +127,18 @@ function proxyTwin(base: Target, version: ProxyVersion = "v2"): Target {
   };
 }
 
-const OURS_DENO: Target = { name: "ours-deno", ours: true, command: ours("deno") };
-const OURS_BUN: Target = { name: "ours-bun", ours: true, command: ours("bun") };
-const OURS_NODE: Target = { name: "ours-node", ours: true, command: ours("node") };
+const OURS_DENO: Target = { name: "ours-deno", ours: true, chunking: true, command: ours("deno") };
+const OURS_BUN: Target = { name: "ours-bun", ours: true, chunking: true, command: ours("bun") };
+const OURS_NODE: Target = { name: "ours-node", ours: true, chunking: true, command: ours("node") };
+
+/** The large-message workloads, DATA and BDAT: where the streaming mode matters. */
+const LARGE_WORKLOADS = ["w2", "w2-bdat", "w2-bdat64k"];
+
+/** Whether `target` runs workload `w`: one made for some workloads only runs those, BDAT needs CHUNKING. */
+export function runsWorkload(target: Target, w: { readonly name: string; readonly bdat?: unknown }): boolean {
+  if (target.onlyWorkloads && !target.onlyWorkloads.includes(w.name)) return false;
+  return w.bdat === undefined || target.chunking === true;
+}
 
 /** The targets, in table order; the reference (smtp-server) last. */
 export const TARGETS: readonly Target[] = [
@@ -140,19 +152,28 @@ export const TARGETS: readonly Target[] = [
   ...RUNTIMES.map((runtime): Target => ({
     name: `ours-${runtime}-stream`,
     ours: true,
-    onlyWorkloads: ["w2"],
+    chunking: true,
+    onlyWorkloads: LARGE_WORKLOADS,
     command: ours(runtime, ["--stream"]),
   })),
   // Deno with V8's young generation capped at 16 MiB per semi-space, the default of Node 20's V8 (Deno's newer
   // V8 lets it grow to 32 MiB here): peak RSS under load is mostly young-generation garbage, not live data.
-  { name: "ours-deno-semi16", ours: true, onlyWorkloads: ["w3"], command: ours("deno", [], [SEMI_SPACE_16]) },
+  {
+    name: "ours-deno-semi16",
+    ours: true,
+    chunking: true,
+    onlyWorkloads: ["w3"],
+    command: ours("deno", [], [SEMI_SPACE_16]),
+  },
   {
     name: "ours-deno-stream-semi16",
     ours: true,
+    chunking: true,
     onlyWorkloads: ["w2"],
     command: ours("deno", ["--stream"], [SEMI_SPACE_16]),
   },
   // The stretch reference: Postfix's smtp-sink (C, one process), where the Debian postfix package is installed.
+  // It offers no CHUNKING (Postfix 3.7), so the BDAT workloads skip it.
   // smtp-sink prints nothing when it listens, so a background subshell waits for the port and prints READY;
   // `exec` keeps the pid smtp-sink's own. As root it must drop privileges (-u).
   {

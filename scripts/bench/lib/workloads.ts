@@ -5,6 +5,14 @@
  * @module
  */
 
+/** How a BDAT workload sends its messages, and the DATA workload it is compared with. */
+export interface BdatPlan {
+  /** Bytes per chunk; 0 sends each message as one `BDAT <size> LAST`. */
+  readonly chunkSize: number;
+  /** The DATA workload of the same shape: the report sets the two side by side per target. */
+  readonly twin: string;
+}
+
 /** One workload. */
 export interface Workload {
   /** Short name used in the table. */
@@ -25,8 +33,10 @@ export interface Workload {
   readonly quickMessages: number;
   /** Messages sent before the measured runs (JIT warm-up, buffers grown); not with `--quick`. */
   readonly warmup: number;
-  /** The workload of shared/tools/smtp-source-bench.sh with the same shape. */
-  readonly smtpSource: string;
+  /** The workload of shared/tools/smtp-source-bench.sh with the same shape; absent: none (smtp-source has no BDAT). */
+  readonly smtpSource?: string;
+  /** Send with BDAT (RFC 3030) instead of DATA: only targets that offer CHUNKING run it. */
+  readonly bdat?: BdatPlan;
 }
 
 /**
@@ -71,6 +81,32 @@ export const WORKLOADS: readonly Workload[] = [
     quickMessages: 40,
     warmup: 20,
     smtpSource: "w2-large",
+  },
+  // w2 with BDAT instead of DATA (smtp-server and smtp-sink have no CHUNKING: ours only, compared with w2 per
+  // runtime). As one chunk per message (no dot-stuffing, no 354 round trip), and in 64 KiB chunks (a 250 per chunk).
+  {
+    name: "w2-bdat",
+    description: "w2 sent with BDAT: one `BDAT <size> LAST` per message",
+    sessions: 10,
+    perConnection: 0,
+    size: 1048576,
+    recipients: 1,
+    messages: 600,
+    quickMessages: 40,
+    warmup: 20,
+    bdat: { chunkSize: 0, twin: "w2" },
+  },
+  {
+    name: "w2-bdat64k",
+    description: "w2 sent with BDAT in 64 KiB chunks (16 per message, all pipelined)",
+    sessions: 10,
+    perConnection: 0,
+    size: 1048576,
+    recipients: 1,
+    messages: 600,
+    quickMessages: 40,
+    warmup: 20,
+    bdat: { chunkSize: 65536, twin: "w2" },
   },
   {
     name: "w3",

@@ -40,6 +40,9 @@ const server = new MidiSmtpServer({
   hosts: "127.0.0.1",
   pipeliningExtension: true,
   internationalizationExtensions: true,
+  // CHUNKING for the BDAT workloads (w2-bdat...); DATA clients only see one more EHLO line, so every workload runs
+  // on the same configuration and BDAT compares with DATA on equal terms.
+  chunkingExtension: true,
   // Every connection is served at once (no queueing at 500 or 5000 clients), none is refused.
   maxProcessings: 10000,
   maxConnections: null,
