@@ -203,7 +203,9 @@ export class Session implements SessionControl {
             break;
           }
           this.#armTimer();
-          if (this.#out !== "") await this.#flush();
+          if (this.#out !== "" && !(this.#state === "BDAT" && (await this.#moreChunkBytesAtHand()))) {
+            await this.#flush();
+          }
           if (this.#closing) break;
           if (this.#shuttingDown && !this.#receiving) continue; // asked to shut down during the flush
           this.#waitingForInput = true;
@@ -264,6 +266,31 @@ export class Session implements SessionControl {
       this.#onAbort = () => limit(ABORTED_HOOK_SECONDS);
       Promise.resolve(pending).then(() => finish(true), () => finish(true));
     });
+  }
+
+  /**
+   * Inside a BDAT transaction: whether the client's next bytes are already
+   * here (a read started now settles within one turn of the event loop). Then
+   * the chunk replies wait for the next flush: a client pipelining 16 chunks
+   * of a message gets their 250s in a few writes instead of 16 (RFC 2920 lets
+   * a server hold replies while input keeps coming), which made 64 KiB chunks
+   * cost 10-30% more server CPU than one DATA. A client that waits for each
+   * reply sends nothing more, so its reply goes out one turn later.
+   */
+  async #moreChunkBytesAtHand(): Promise<boolean> {
+    if (this.#closing || this.#ended) return false;
+    let read = this.#readingAhead;
+    if (!read) {
+      read = this.#conn.read();
+      this.#readingAhead = read;
+      read.then((chunk) => {
+        if (chunk === null && this.#readingAhead === read) this.#clientLeft();
+      }, () => {});
+    }
+    let arrived = false;
+    read.then(() => arrived = true, () => arrived = true);
+    await new Promise((resolve) => setImmediate(resolve));
+    return arrived;
   }
 
   /** The next bytes from the client: a read started ahead, if any, else a new one. */
