@@ -70,6 +70,7 @@ export type {
   CommandDefinition,
   EsmtpParameter,
   ParameterTarget,
+  RestartFacts,
   SessionControl,
   SessionState,
 } from "./src/session/registry.ts";
@@ -98,3 +99,15 @@ export type {
   Transport,
 } from "./src/transport/types.ts";
 export { detectRuntime, loadTransport, type RuntimeName } from "./src/transport/detect.ts";
+export {
+  type RunWorkersOptions,
+  runWorkers,
+  type WorkerEvent,
+  type WorkerExit,
+  type WorkerInfo,
+  type WorkerMechanism,
+  type WorkerProcess,
+  type WorkerState,
+  type WorkerStatus,
+  type WorkerSupervisor,
+} from "./src/workers.ts";
