@@ -38,5 +38,7 @@ export {
   STOP_TIMEOUT_SECONDS,
   stopDevServer,
 } from "./dev_server/run.ts";
+// The Maildir store DevServerIo hands out (tests replace it); exported so the entry documents every type it uses.
+export type { DeliverOptions, Maildir } from "./dev_server/maildir.ts";
 
 if (isEntryPoint(import.meta)) await runCli(programArgs());

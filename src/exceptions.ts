@@ -6,6 +6,9 @@
  * @module
  */
 
+/** Marks SmtpdExceptions across copies of the library (see `SmtpdException[Symbol.hasInstance]`). */
+const SMTPD_BRAND: unique symbol = Symbol.for("midi-smtp-server.SmtpdException") as never;
+
 /**
  * An SMTP reply as an error.
  *
@@ -20,6 +23,18 @@
  * ```
  */
 export class SmtpdException extends Error {
+  /**
+   * `err instanceof SmtpdException` holds for an error made by any copy of
+   * this library in the process (its ESM and CommonJS builds, or two installed
+   * versions), by a brand shared through `Symbol.for`: otherwise a hook that
+   * throws the `require()`d class into an `import`ed server would answer 451
+   * instead of its reply. Subclasses keep the usual prototype check.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (this !== SmtpdException) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[SMTPD_BRAND] === true;
+  }
+
   /** Three-digit reply code, e.g. `550`. */
   readonly code: number;
   /** Enhanced status code (RFC 3463) such as `"5.7.1"`, or `""` for none. */
@@ -49,6 +64,7 @@ export class SmtpdException extends Error {
     const cleanText = text.replace(/[\r\n]+/g, " ");
     super(message ?? `${numeric} ${enhancedCode ? enhancedCode + " " : ""}${cleanText}`);
     this.name = new.target.name;
+    Object.defineProperty(this, SMTPD_BRAND, { value: true });
     this.code = numeric;
     this.enhancedCode = enhancedCode;
     this.text = cleanText;

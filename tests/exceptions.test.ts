@@ -222,3 +222,18 @@ describe("SmtpdException", () => {
     assert.throws(() => new Smtpd550Exception(undefined, "x", "5.1"), RangeError);
   });
 });
+
+describe("SmtpdException across copies of the library", () => {
+  it("recognises an error branded by another copy (ESM and CommonJS builds in one process)", () => {
+    // What the other build's class makes: same brand, different prototype chain.
+    const foreign = Object.assign(new Error("550 5.7.1 No"), { code: 550, enhancedCode: "5.7.1", text: "No" });
+    Object.defineProperty(foreign, Symbol.for("midi-smtp-server.SmtpdException"), { value: true });
+    assert.ok(foreign instanceof SmtpdException);
+    assert.ok(!(new Error("plain") instanceof SmtpdException));
+    assert.ok(!(null instanceof SmtpdException));
+    assert.ok(new Smtpd550Exception() instanceof SmtpdException);
+    // Subclasses keep the prototype check: a 550 is no 421.
+    assert.ok(new Smtpd550Exception() instanceof Smtpd550Exception);
+    assert.ok(!(new Smtpd550Exception() instanceof Smtpd421Exception));
+  });
+});

@@ -7,10 +7,17 @@
  *
  * Builds the package with scripts/build_npm.ts into a temporary directory
  * (never ./npm, so parallel runs do not collide), packs it with `npm pack`,
- * installs the tarball offline into a scratch project and there, always with
- * Node whatever runtime runs this file, imports "midi-smtp-server", receives a
- * message over a real SMTP session and type-checks a consumer against the
- * installed `.d.ts` files.
+ * checks the tarball with @arethetypeswrong/cli (profile node16) and
+ * `publint --strict`, installs it offline into a scratch project and there,
+ * always with Node whatever runtime runs this file:
+ *
+ * - imports "midi-smtp-server" and receives a message over a real SMTP
+ *   session, byte-exact;
+ * - uses the main and the testing entry from CommonJS (`require`) and from
+ *   ESM (`import`);
+ * - type-checks and runs TypeScript consumers of both entries: one with
+ *   `module: node16` (an `.mts` and a `.cts` file) and one with
+ *   `moduleResolution: bundler`.
  *
  * The steps run inside the tests (not in `before`), because Bun gives hooks a
  * fixed 5 s limit; each step runs once and a failure is reported by every test
@@ -31,12 +38,14 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const PACKAGE = "midi-smtp-server";
+/** The placeholder home of the project until a public repository exists (scripts/build_npm.ts PROJECT_URL). */
+const PROJECT_URL = "https://github.com/midi-smtp-server/midi-smtp-server-ts";
 /** Compiling, packing and installing take a few seconds; leave room for slow machines. */
 const SLOW = { timeout: 120_000 };
 const windows = process.platform === "win32";
@@ -46,6 +55,10 @@ const outDir = join(work, "npm");
 const scratch = join(work, "scratch");
 /** Decided before building: the CLI is someone else's file and may appear later. */
 const cliSourceExists = existsSync(join(ROOT, "src", "cli.ts"));
+/** Likewise the testing entry (src/testing.ts): its tests are skipped, saying so, until it exists. */
+const testingSourceExists = existsSync(join(ROOT, "src", "testing.ts"));
+const NO_TESTING = testingSourceExists ? false : "src/testing.ts does not exist yet";
+const bin = (name: string) => join(ROOT, "node_modules", ".bin", windows ? `${name}.cmd` : name);
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -62,8 +75,8 @@ function childEnv(): Record<string, string> {
   for (const [key, value] of Object.entries(process.env)) {
     if (value !== undefined && !/^npm_/i.test(key)) env[key] = value;
   }
-  // The package's dependencies (selfsigned) come from npm's own cache, which
-  // the project's `npm ci` has filled; --prefer-offline reaches the registry only if it must.
+  // The package has no dependencies today; should it get some, they come from npm's own
+  // cache, which the project's `npm ci` has filled (--prefer-offline reaches the registry only if it must).
   env.npm_config_update_notifier = "false";
   env.npm_config_fund = "false";
   env.npm_config_audit = "false";
@@ -72,8 +85,8 @@ function childEnv(): Record<string, string> {
   return env;
 }
 
-/** Runs a command to its end; fails the test with its output unless it exits 0. */
-function run(command: string, args: string[], cwd: string, timeoutMs = 90_000): Ran {
+/** Runs a command to its end and returns what it printed, whatever its exit status. */
+function runAnyway(command: string, args: string[], cwd: string, timeoutMs = 90_000): Ran & { error?: Error } {
   const result = spawnSync(command, args, {
     cwd,
     env: childEnv(),
@@ -81,7 +94,13 @@ function run(command: string, args: string[], cwd: string, timeoutMs = 90_000): 
     timeout: timeoutMs,
     shell: windows && !command.endsWith(".exe"),
   });
-  const ran = { status: result.status, stdout: result.stdout ?? "", stderr: result.stderr ?? "" };
+  return { status: result.status, stdout: result.stdout ?? "", stderr: result.stderr ?? "", error: result.error };
+}
+
+/** Runs a command to its end; fails the test with its output unless it exits 0. */
+function run(command: string, args: string[], cwd: string, timeoutMs = 90_000): Ran {
+  const result = runAnyway(command, args, cwd, timeoutMs);
+  const ran = { status: result.status, stdout: result.stdout, stderr: result.stderr };
   if (result.error || result.status !== 0) {
     assert.fail(
       `${command} ${args.join(" ")} (in ${cwd}) failed: ${result.error?.message ?? `exit ${result.status}`}\n` +
@@ -279,6 +298,175 @@ const addresses: string[] = server.addresses;
 export { addresses, started };
 `;
 
+/**
+ * A program using the main entry and the testing entry the way an application's test suite would: starts a test
+ * server (with a hook that refuses one recipient), sends it a message over a raw socket, waits for it, then prints
+ * what it saw as one JSON line. The same code for every project: ESM or CommonJS, JavaScript or TypeScript.
+ */
+function consumerSource(format: "esm" | "cjs", typescript: boolean): string {
+  const t = (annotation: string) => (typescript ? annotation : "");
+  const useImport = format === "esm" || typescript;
+  const imports = useImport
+    ? `import { once } from "node:events";
+import { connect } from "node:net";
+${
+      format === "esm"
+        ? 'import { fileURLToPath } from "node:url";\n'
+        : ""
+    }import { MidiSmtpServer, Smtpd550Exception, detectRuntime${t(", type MidiSmtpServerOptions")} } from "${PACKAGE}";
+import { parseHeaders, startTestServer${t(", type TestMessage, type TestServer")} } from "${PACKAGE}/testing";
+import { parseCliArgs } from "${PACKAGE}/cli";`
+    : `const { once } = require("node:events");
+const { connect } = require("node:net");
+const { MidiSmtpServer, Smtpd550Exception, detectRuntime } = require("${PACKAGE}");
+const { parseHeaders, startTestServer } = require("${PACKAGE}/testing");
+const { parseCliArgs } = require("${PACKAGE}/cli");`;
+  const resolve = format === "esm"
+    ? `(name${t(": string")}) => fileURLToPath(import.meta.resolve(name))`
+    : `(name${t(": string")}) => require.resolve(name)`;
+  const typeChecks = typescript
+    ? `
+  // The declarations are real types, not any: these lines must be type errors.
+  // @ts-expect-error port is a number
+  const wrongPort: string = server.port;
+  // @ts-expect-error no such option
+  const wrongOption: MidiSmtpServerOptions = { portz: 1 };
+  void wrongPort;
+  void wrongOption;`
+    : "";
+  return `${imports}
+
+const resolvePackage = ${resolve};
+
+async function main()${t(": Promise<void>")} {
+  const refused${t(": string[]")} = [];
+  const server${t(": TestServer")} = await startTestServer({
+    onRcptToEvent(_ctx, rcptTo) {
+      if (rcptTo.includes("nobody@")) {
+        refused.push(rcptTo);
+        throw new Smtpd550Exception();
+      }
+    },
+  });${typeChecks}
+  const client = connect(server.port, server.host);
+  client.setEncoding("latin1");
+  let transcript = "";
+  client.on("data", (chunk${t(": string")}) => {
+    transcript += chunk;
+  });
+  await once(client, "data");
+  client.write(
+    "EHLO app.example\\r\\nMAIL FROM:<app@example.com>\\r\\nRCPT TO:<nobody@example.com>\\r\\n" +
+      "RCPT TO:<ann@example.com>\\r\\nDATA\\r\\nSubject: Welcome\\r\\n\\r\\nHello Ann\\r\\n.\\r\\nQUIT\\r\\n",
+  );
+  const isForAnn = (m${t(": TestMessage")}) => m.rcptTo.includes("ann@example.com");
+  const message = await server.waitForMessage(isForAnn, { timeout: 10000 });
+  await once(client, "close");
+  const result = {
+    runtime: detectRuntime(),
+    main: resolvePackage("${PACKAGE}"),
+    testing: resolvePackage("${PACKAGE}/testing"),
+    cli: typeof parseCliArgs,
+    sameServerClass: server.server instanceof MidiSmtpServer,
+    mailFrom: message.mailFrom,
+    rcptTo: [...message.rcptTo],
+    subject: message.headers.get("subject"),
+    parsed: parseHeaders("Subject: x\\r\\n\\r\\n").get("SUBJECT"),
+    text: message.text,
+    refused,
+    replies: transcript.split("\\r\\n").filter((line) => /^\\d{3} /.test(line)).map((line) => line.slice(0, 3)),
+    messages: server.messages.length,
+  };
+  server.clear();
+  const cleared = server.messages.length;
+  await server.close();
+  console.log(JSON.stringify({ ...result, cleared }));
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
+`;
+}
+
+/** Compiler options of the TypeScript consumers; the package's declarations are checked too (skipLibCheck off). */
+const TS_COMMON = {
+  target: "ES2022",
+  lib: ["ES2022"],
+  strict: true,
+  skipLibCheck: false,
+  types: ["node"],
+  typeRoots: [join(ROOT, "node_modules", "@types")],
+};
+
+/** The consumer projects, written next to the installed package; returns the files to run with Node. */
+const consumers = once((): Record<string, string> => {
+  install();
+  const files: Record<string, string> = {
+    "ESM (import)": join(scratch, "consumer-esm.mjs"),
+    "CommonJS (require)": join(scratch, "consumer-cjs.cjs"),
+  };
+  writeFileSync(files["ESM (import)"], consumerSource("esm", false));
+  writeFileSync(files["CommonJS (require)"], consumerSource("cjs", false));
+  // TypeScript, module node16: an .mts (ESM) and a .cts (CommonJS) file, compiled to .mjs and .cjs.
+  const node16 = join(scratch, "ts-node16");
+  mkdirSync(node16, { recursive: true });
+  writeFileSync(join(node16, "consumer.mts"), consumerSource("esm", true));
+  writeFileSync(join(node16, "consumer.cts"), consumerSource("cjs", true));
+  writeFileSync(
+    join(node16, "tsconfig.json"),
+    JSON.stringify({
+      compilerOptions: { ...TS_COMMON, module: "node16", moduleResolution: "node16", outDir: "out" },
+      files: ["consumer.mts", "consumer.cts"],
+    }),
+  );
+  files["TypeScript node16 (.mts)"] = join(node16, "out", "consumer.mjs");
+  files["TypeScript node16 (.cts)"] = join(node16, "out", "consumer.cjs");
+  // TypeScript, moduleResolution bundler (vite, esbuild, webpack users): ESM output run by Node as is.
+  const bundler = join(scratch, "ts-bundler");
+  mkdirSync(bundler, { recursive: true });
+  writeFileSync(join(bundler, "package.json"), JSON.stringify({ private: true, type: "module" }));
+  writeFileSync(join(bundler, "consumer.ts"), consumerSource("esm", true));
+  writeFileSync(
+    join(bundler, "tsconfig.json"),
+    JSON.stringify({
+      compilerOptions: { ...TS_COMMON, module: "esnext", moduleResolution: "bundler", outDir: "out" },
+      files: ["consumer.ts"],
+    }),
+  );
+  files["TypeScript bundler"] = join(bundler, "out", "consumer.js");
+  return files;
+});
+
+/** Type-checks and compiles the TypeScript project in `dir` with the project's tsc. */
+function compileTypeScript(dir: string): void {
+  run(bin("tsc"), ["-p", join(dir, "tsconfig.json"), "--pretty", "false"], dir);
+}
+
+/** Runs one consumer with Node and checks what it printed; `format` is the build it must have loaded. */
+function runConsumer(file: string, format: "esm" | "cjs"): void {
+  const ran = run("node", [file], dirname(file), 60_000);
+  const lines = ran.stdout.trim().split("\n");
+  const result = JSON.parse(lines[lines.length - 1]);
+  const installed = join(scratch, "node_modules", PACKAGE);
+  assert.equal(result.main, join(installed, format, "mod.js"), "the main entry resolved to the wrong build");
+  assert.equal(result.testing, join(installed, format, "src", "testing.js"), "the testing entry: wrong build");
+  assert.equal(result.runtime, "node");
+  assert.equal(result.cli, "function");
+  assert.equal(result.sameServerClass, true, "the testing entry must use the main entry's MidiSmtpServer");
+  assert.equal(result.mailFrom, "app@example.com");
+  assert.deepEqual(result.rcptTo, ["ann@example.com"]);
+  assert.deepEqual(result.refused, ["<nobody@example.com>"]);
+  assert.equal(result.subject, "Welcome");
+  assert.equal(result.parsed, "x");
+  assert.equal(result.text, "Subject: Welcome\r\n\r\nHello Ann\r\n");
+  // The refusal is the hook's 550, not a 451: the exception class is the one the server checks for.
+  assert.deepEqual(result.replies, ["220", "250", "250", "550", "250", "354", "250", "221"]);
+  assert.equal(result.messages, 1);
+  assert.equal(result.cleared, 0);
+}
+
 // ---------------------------------------------------------------------------
 // the tests
 
@@ -295,51 +483,138 @@ describe("npm package", () => {
     assert.equal(pkg.type, "module");
     assert.equal(pkg.license, "MIT");
     assert.equal(typeof pkg.description, "string");
-    assert.deepEqual(pkg.exports["."], { types: "./esm/mod.d.ts", import: "./esm/mod.js" });
-    assert.equal(pkg.exports["./cli"].import, "./esm/src/cli.js");
+    assert.deepEqual(pkg.repository, { type: "git", url: `git+${PROJECT_URL}.git` });
+    assert.equal(pkg.homepage, `${PROJECT_URL}#readme`);
+    assert.deepEqual(pkg.bugs, { url: `${PROJECT_URL}/issues` });
+    const both = (stem: string) => ({
+      import: { types: `./esm/${stem}.d.ts`, default: `./esm/${stem}.js` },
+      require: { types: `./cjs/${stem}.d.ts`, default: `./cjs/${stem}.js` },
+    });
+    assert.deepEqual(pkg.exports["."], both("mod"));
+    // Types first in every branch: TypeScript takes the first condition that matches.
+    for (const [subpath, target] of Object.entries(pkg.exports)) {
+      if (typeof target === "string") continue;
+      for (const branch of Object.values(target as Record<string, Record<string, string>>)) {
+        assert.equal(Object.keys(branch)[0], "types", `exports["${subpath}"]: types must come first`);
+      }
+    }
+    // The npm entry points are deno.json's, so JSR and npm offer the same ones.
+    const expected = Object.keys(deno.exports).filter((subpath) =>
+      existsSync(join(ROOT, (deno.exports[subpath] as string).slice(2)))
+    );
+    assert.deepEqual(Object.keys(pkg.exports).sort(), [...expected, "./package.json"].sort());
+    if (cliSourceExists) assert.deepEqual(pkg.exports["./cli"], both("src/cli"));
+    if (testingSourceExists) assert.deepEqual(pkg.exports["./testing"], both("src/testing"));
+    assert.equal(pkg.main, "./cjs/mod.js");
+    assert.equal(pkg.types, "./cjs/mod.d.ts");
     assert.deepEqual(pkg.bin, { [PACKAGE]: "./esm/src/cli.js" });
     assert.deepEqual(pkg.engines, { node: ">=20" });
-    assert.deepEqual(pkg.dependencies, deno.npmDependencies ?? {});
-    assert.ok(Array.isArray(pkg.files) && pkg.files.includes("esm/"));
+    // Only the CLI does something when loaded (and only as the program).
+    assert.deepEqual(pkg.sideEffects, ["./esm/src/cli.js", "./cjs/src/cli.js"]);
+    assert.deepEqual(pkg.dependencies ?? {}, deno.npmDependencies ?? {});
+    assert.deepEqual(pkg.files, ["esm/", "cjs/", "README.md", "LICENSE"]);
     assert.ok(Array.isArray(pkg.keywords) && pkg.keywords.includes("smtp"));
     assert.ok(!existsSync(join(outDir, "tsconfig.build.json")), "the generated tsconfig must not be left behind");
+    assert.ok(!existsSync(join(outDir, "cjs-src")), "the CommonJS staging copy must not be left behind");
   });
 
-  it("emits a .d.ts for every .js, importing .js paths only", SLOW, () => {
+  it("emits a .d.ts for every .js, importing .js paths only, in both formats", SLOW, () => {
     build();
-    const files = walk(join(outDir, "esm"));
-    const js = files.filter((f) => f.endsWith(".js"));
-    assert.ok(js.length >= 10, `only ${js.length} .js files`);
-    for (
-      const f of ["mod.js", "src/server.js", "src/transport/node.js", "src/transport/deno.js", "src/transport/bun.js"]
-    ) {
-      assert.ok(existsSync(join(outDir, "esm", f)), `esm/${f} missing`);
-    }
-    for (const file of js) {
-      const dts = file.slice(0, -3) + ".d.ts";
-      assert.ok(existsSync(dts), `${dts} missing`);
-      const code = readFileSync(file, "utf8");
-      assert.doesNotMatch(code, /(?:from\s*|import\s*\(\s*)["']\.{1,2}\/[^"']*\.ts["']/, `${file} imports a .ts path`);
-      assert.doesNotMatch(readFileSync(dts, "utf8"), /\.ts"/, `${dts} still has a .ts" path`);
+    for (const format of ["esm", "cjs"]) {
+      const files = walk(join(outDir, format));
+      const js = files.filter((f) => f.endsWith(".js"));
+      assert.ok(js.length >= 10, `only ${js.length} .js files in ${format}/`);
+      for (
+        const f of ["mod.js", "src/server.js", "src/transport/node.js", "src/transport/deno.js", "src/transport/bun.js"]
+      ) {
+        assert.ok(existsSync(join(outDir, format, f)), `${format}/${f} missing`);
+      }
+      for (const file of js) {
+        const dts = file.slice(0, -3) + ".d.ts";
+        assert.ok(existsSync(dts), `${dts} missing`);
+        const code = readFileSync(file, "utf8");
+        assert.doesNotMatch(
+          code,
+          /(?:from\s*|import\s*\(\s*|require\(\s*)["']\.{1,2}\/[^"']*\.ts["']/,
+          `${file} imports a .ts path`,
+        );
+        assert.doesNotMatch(readFileSync(dts, "utf8"), /\.ts"/, `${dts} still has a .ts" path`);
+        if (format === "cjs") {
+          // CommonJS cannot have them; import() would need the ESM loader (missing in jest's CommonJS mode).
+          const withoutComments = code.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+          assert.doesNotMatch(withoutComments, /\bimport\.meta\b/, `${file} uses import.meta`);
+          assert.doesNotMatch(withoutComments, /\bimport\s*\(\s*["'`]/, `${file} uses import()`);
+        }
+      }
     }
     // ES2022 ESM: no CommonJS leftovers.
     const mod = readFileSync(join(outDir, "esm", "mod.js"), "utf8");
     assert.match(mod, /^export \{ MidiSmtpServer \} from "\.\/src\/server\.js";$/m);
     assert.doesNotMatch(mod, /require\(|exports\./);
+    // Every CommonJS file loads with require() (no ESM syntax, no top-level await), in a Node of its own.
+    const loader = "const failed = [];" +
+      "for (const file of JSON.parse(process.argv[1])) { try { require(file); } catch (error) {" +
+      " failed.push(file + ': ' + error.message); } }" +
+      "console.log(JSON.stringify(failed));";
+    const cjsFiles = walk(join(outDir, "cjs")).filter((f) => f.endsWith(".js")).sort();
+    const loaded = run("node", ["-e", loader, JSON.stringify(cjsFiles)], outDir, 60_000);
+    assert.deepEqual(JSON.parse(loaded.stdout.trim().split("\n").pop()!), [], "CommonJS files that require() refuses");
+    // CommonJS, declared as such for Node and TypeScript.
+    assert.deepEqual(JSON.parse(readFileSync(join(outDir, "cjs", "package.json"), "utf8")), { type: "commonjs" });
+    assert.match(readFileSync(join(outDir, "cjs", "mod.js"), "utf8"), /^"use strict";/);
+    if (cliSourceExists) {
+      // The program check, rewritten for CommonJS.
+      assert.match(readFileSync(join(outDir, "cjs", "src", "cli.js"), "utf8"), /^if \(require\.main === module\)$/m);
+    }
   });
 
   it("packs a tarball holding only the package files", SLOW, () => {
     const { files } = pack();
-    for (const f of ["package.json", "LICENSE", "esm/mod.js", "esm/mod.d.ts", "esm/src/server.js"]) {
+    for (
+      const f of [
+        "package.json",
+        "LICENSE",
+        "esm/mod.js",
+        "esm/mod.d.ts",
+        "cjs/mod.js",
+        "cjs/mod.d.ts",
+        "cjs/package.json",
+      ]
+    ) {
       assert.ok(files.includes(f), `${f} not in the tarball: ${files.join(", ")}`);
     }
     if (existsSync(join(ROOT, "README.md"))) assert.ok(files.includes("README.md"), "README.md not in the tarball");
     for (const f of files) {
       assert.ok(
-        /^(esm\/.+\.(js|d\.ts)|package\.json|README\.md|LICENSE)$/.test(f),
+        /^((esm|cjs)\/.+\.(js|d\.ts)|cjs\/package\.json|package\.json|README\.md|LICENSE)$/.test(f),
         `unexpected file in the tarball: ${f}`,
       );
     }
+  });
+
+  it("has no problems for @arethetypeswrong/cli (profile node16)", SLOW, () => {
+    const { tarball } = pack();
+    const ran = runAnyway(bin("attw"), [tarball, "--profile", "node16", "--format", "json"], work);
+    const report = JSON.parse(ran.stdout || "{}");
+    // With --profile node16 only node10 resolutions are ignored (subpaths cannot work there): list everything else.
+    const problems = Object.values((report.problems ?? {}) as Record<string, Array<{ resolutionKind?: string }>>)
+      .flat()
+      .filter((problem) => problem.resolutionKind !== "node10");
+    assert.deepEqual(problems, [], "attw problems");
+    assert.equal(ran.status, 0, `attw exit status ${ran.status}: ${ran.stderr}${ran.stdout.slice(0, 2000)}`);
+    assert.deepEqual(
+      Object.keys(report.analysis?.entrypoints ?? {}).sort(),
+      Object.keys(build().packageJson.exports).sort(),
+      "attw checked every entry point",
+    );
+  });
+
+  it("has no problems for publint --strict", SLOW, () => {
+    const { tarball } = pack();
+    const ran = runAnyway(bin("publint"), ["run", "--strict", tarball], work);
+    const output = `${ran.stdout}${ran.stderr}`;
+    assert.equal(ran.status, 0, output);
+    assert.doesNotMatch(output, /^(Errors|Warnings):/m, output);
   });
 
   it("installs offline from the tarball", SLOW, () => {
@@ -377,23 +652,32 @@ describe("npm package", () => {
     writeFileSync(
       join(scratch, "tsconfig.consumer.json"),
       JSON.stringify({
-        compilerOptions: {
-          target: "ES2022",
-          lib: ["ES2022"],
-          module: "nodenext",
-          moduleResolution: "nodenext",
-          strict: true,
-          noEmit: true,
-          // Check the package's declarations too; @types/node is not ours to check.
-          skipLibCheck: false,
-          types: ["node"],
-          typeRoots: [join(ROOT, "node_modules", "@types")],
-        },
+        compilerOptions: { ...TS_COMMON, module: "nodenext", moduleResolution: "nodenext", noEmit: true },
         files: [join(scratch, "consumer.ts")],
       }),
     );
-    const tsc = join(ROOT, "node_modules", ".bin", windows ? "tsc.cmd" : "tsc");
-    run(tsc, ["-p", join(scratch, "tsconfig.consumer.json"), "--pretty", "false"], scratch);
+    run(bin("tsc"), ["-p", join(scratch, "tsconfig.consumer.json"), "--pretty", "false"], scratch);
+  });
+
+  it("loads with import: the main and the testing entry from ESM", { ...SLOW, skip: NO_TESTING }, () => {
+    runConsumer(consumers()["ESM (import)"], "esm");
+  });
+
+  it("loads with require(): the main and the testing entry from CommonJS", { ...SLOW, skip: NO_TESTING }, () => {
+    runConsumer(consumers()["CommonJS (require)"], "cjs");
+  });
+
+  it("type-checks and runs TypeScript with module node16 (.mts and .cts)", { ...SLOW, skip: NO_TESTING }, () => {
+    const files = consumers();
+    compileTypeScript(join(scratch, "ts-node16"));
+    runConsumer(files["TypeScript node16 (.mts)"], "esm");
+    runConsumer(files["TypeScript node16 (.cts)"], "cjs");
+  });
+
+  it("type-checks and runs TypeScript with moduleResolution bundler", { ...SLOW, skip: NO_TESTING }, () => {
+    const files = consumers();
+    compileTypeScript(join(scratch, "ts-bundler"));
+    runConsumer(files["TypeScript bundler"], "esm");
   });
 
   it("installs the midi-smtp-server command", SLOW, () => {
@@ -405,8 +689,8 @@ describe("npm package", () => {
     const code = readFileSync(cli, "utf8");
     assert.ok(code.startsWith("#!/usr/bin/env node\n"), "cli.js must start with a node shebang");
     if (!windows) assert.ok((statSync(cli).mode & 0o111) !== 0, "cli.js must be executable");
-    const bin = join(scratch, "node_modules", ".bin", windows ? `${PACKAGE}.cmd` : PACKAGE);
-    assert.ok(existsSync(bin), `${bin} missing`);
-    run(bin, ["--help"], scratch, 30_000);
+    const command = join(scratch, "node_modules", ".bin", windows ? `${PACKAGE}.cmd` : PACKAGE);
+    assert.ok(existsSync(command), `${command} missing`);
+    run(command, ["--help"], scratch, 30_000);
   });
 });

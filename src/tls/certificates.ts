@@ -18,6 +18,7 @@ import { createHash, createPrivateKey, type KeyObject, X509Certificate } from "n
 import { readFile } from "node:fs/promises";
 import { isIP } from "node:net";
 import type { TlsServerOptions } from "../transport/types.ts";
+import { createSelfSignedCertificate } from "./self_signed.ts";
 
 /** A PEM certificate (chain) and the PEM private key that belongs to its first certificate. */
 export interface CertificateKeyPair {
@@ -207,14 +208,6 @@ export interface SelfSignedCertificate extends CertificateKeyPair {
   readonly fingerprint256: string;
 }
 
-/** The part of the npm package `selfsigned` used here; a local type keeps its types out of our `.d.ts` files. */
-interface SelfsignedModule {
-  generate(
-    attrs: Array<{ name: string; value: string }>,
-    options: Record<string, unknown>,
-  ): Promise<{ cert: string; private: string }>;
-}
-
 const WILDCARD_BINDS = new Set(["*", "0.0.0.0", "::"]);
 const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "::1"];
 
@@ -251,8 +244,8 @@ function subjectAltNames(hosts: string[], altNames: string[]): string[] {
  * `commonName`, else the first DNS name of the SAN, else `"localhost"`. RSA
  * 2048 (or EC P-256), SHA-256 signature, valid for `days`.
  *
- * Uses the npm package `selfsigned`, imported only here, so servers with their
- * own certificate never load it. Takes about 0.1-0.4 s with RSA.
+ * Made with WebCrypto (`crypto.subtle`) and a small DER encoder, no npm
+ * package. Takes about 0.1-0.4 s with RSA, a few milliseconds with EC.
  *
  * @example
  * ```ts
@@ -268,46 +261,20 @@ export async function generateSelfSignedCertificate(
   const days = options.days ?? 90;
   if (!(Number.isFinite(days) && days > 0)) throw new RangeError(`days must be a positive number, got ${days}`);
   const keyType = options.keyType ?? "rsa";
+  if (keyType !== "rsa" && keyType !== "ec") throw new RangeError(`keyType must be "rsa" or "ec", got ${keyType}`);
   const names = subjectAltNames(options.hosts ?? [], options.altNames ?? []);
   const commonName = options.commonName ?? names.find((name) => isIP(name) === 0) ?? "localhost";
 
-  let selfsigned: SelfsignedModule;
-  try {
-    const imported = (await import("selfsigned")) as unknown as Partial<SelfsignedModule> & {
-      default?: SelfsignedModule;
-    };
-    // A CommonJS package: every runtime exposes its exports as `default`; named exports depend on CJS analysis.
-    const candidate = imported.default ?? imported;
-    if (typeof candidate.generate !== "function") throw new Error("it exports no generate()");
-    selfsigned = candidate as SelfsignedModule;
-  } catch (error) {
-    throw new Error(
-      `generating a self-signed certificate needs the npm package "selfsigned": ${(error as Error).message}`,
-      { cause: error },
-    );
-  }
-
   const now = Date.now();
-  const generated = await selfsigned.generate([{ name: "commonName", value: commonName }], {
-    keyType,
-    keySize: 2048,
-    curve: "P-256",
-    algorithm: "sha256", // selfsigned defaults to SHA-1, which current clients reject
+  const generated = await createSelfSignedCertificate({
+    commonName,
+    altNames: names,
     // An hour back, so a client whose clock runs a little behind does not see a not-yet-valid certificate.
-    notBeforeDate: new Date(now - 60 * 60 * 1000),
-    notAfterDate: new Date(now + days * 24 * 60 * 60 * 1000),
-    extensions: [
-      { name: "basicConstraints", cA: false, critical: true },
-      // keyEncipherment only means something for RSA key exchange.
-      { name: "keyUsage", digitalSignature: true, keyEncipherment: keyType === "rsa", critical: true },
-      { name: "extKeyUsage", serverAuth: true },
-      {
-        name: "subjectAltName",
-        altNames: names.map((name) => isIP(name) ? { type: 7, ip: name } : { type: 2, value: name }),
-      },
-    ],
+    notBefore: new Date(now - 60 * 60 * 1000),
+    notAfter: new Date(now + days * 24 * 60 * 60 * 1000),
+    keyType,
   });
-  return { cert: generated.cert, key: generated.private, fingerprint256: certificateFingerprint(generated.cert) };
+  return { cert: generated.cert, key: generated.key, fingerprint256: certificateFingerprint(generated.cert) };
 }
 
 /** Where {@link TlsCertificateStore} looks up certificates by SNI name. */
