@@ -76,6 +76,17 @@ export type {
 } from "./src/session/registry.ts";
 export { decodeXtext, encodeXtext } from "./src/session/xtext.ts";
 export {
+  SMTP_CHANNELS,
+  type SmtpAuthEvent,
+  type SmtpCommandEvent,
+  type SmtpConnectionEvent,
+  type SmtpMessageEvent,
+  type SmtpRefusalEvent,
+  type SmtpReplyEvent,
+  type SmtpSessionEventBase,
+  type SmtpTlsEvent,
+} from "./src/events.ts";
+export {
   buildProxyHeaderV1,
   buildProxyHeaderV2,
   parseProxyHeader,
@@ -100,8 +111,8 @@ export type {
 } from "./src/transport/types.ts";
 export { detectRuntime, loadTransport, type RuntimeName } from "./src/transport/detect.ts";
 export {
-  type RunWorkersOptions,
   runWorkers,
+  type RunWorkersOptions,
   type WorkerEvent,
   type WorkerExit,
   type WorkerInfo,

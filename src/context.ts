@@ -9,6 +9,7 @@
 import type { SmtpdException } from "./exceptions.ts";
 import { concatBytes } from "./bytes.ts";
 import type { ProxyHeader } from "./proxy_protocol.ts";
+import { newSessionId } from "./session_id.ts";
 
 /** A MAIL or RCPT parameter value: the text after `=`, or `true` for a bare keyword. */
 export type EsmtpParamValue = string | true;
@@ -193,6 +194,8 @@ export interface MessageContext {
  * ```
  */
 export interface SmtpdContext {
+  /** This session's id (12 characters), also in its log lines and published events. */
+  readonly sessionId: string;
   /** Connection facts. */
   readonly server: ServerContext;
   /** The current transaction (replaced after each message and on RSET). */
@@ -222,6 +225,8 @@ class Context implements SmtpdContext {
   message: MessageContext = newMessage();
   #abort: AbortController | undefined;
   #ended = false;
+
+  readonly sessionId: string = newSessionId();
 
   constructor(readonly server: ServerContext) {}
 

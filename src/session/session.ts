@@ -54,6 +54,7 @@ import type { CommandDefinition, RestartFacts, SessionControl, SessionState } fr
 import { ParameterTable } from "./parameters.ts";
 import { XCLIENT_COMMAND, XFORWARD_COMMAND } from "./xclient.ts";
 import { builtinKeywords, offeredKeywords } from "./ehlo_keywords.ts";
+import { channels } from "../events.ts";
 
 /** What a session needs from its server. */
 export interface SessionHost {
@@ -109,6 +110,10 @@ export class Session implements SessionControl {
   #discarding = 0;
   /** What answers the refused chunk once its bytes are dropped, and whether it was the LAST one. */
   #discardReply: { error: unknown; last: boolean } | undefined;
+  /** Messages accepted in this session, and when and how the current one began (for events). */
+  #messagesAccepted = 0;
+  #messageStarted = 0;
+  #messageVia: "DATA" | "BDAT" = "DATA";
   /** The size of the BDAT chunk being read, for its 250. */
   #chunkSize = 0;
   /** A chunk of this BDAT transaction failed: further BDATs are refused until RSET or BDAT LAST (RFC 3030 2). */
@@ -125,6 +130,8 @@ export class Session implements SessionControl {
   /** The SASL exchange waiting for the client's next line after a 334, if any. */
   #sasl: SaslExchange | undefined;
   #authFailures = 0;
+  /** The mechanism of the AUTH exchange in progress (for its event). */
+  #authMechanism = "";
   /** An AUTH was refused: lines that are not commands may be its credentials, and are not logged. */
   #hideNonCommands = false;
   /** A read started ahead of the loop (before the greeting, or while a hook runs); the loop takes it next. */
@@ -194,6 +201,20 @@ export class Session implements SessionControl {
 
   /** Runs the session to its end; never rejects. */
   async run(): Promise<void> {
+    const server = this.ctx.server;
+    const opened = Date.now();
+    if (channels.connection.hasSubscribers) {
+      channels.connection.publish({
+        sessionId: this.ctx.sessionId,
+        time: opened,
+        phase: "open",
+        remoteIp: server.remoteIp,
+        remotePort: server.remotePort,
+        localIp: server.localIp,
+        localPort: server.localPort,
+      });
+    }
+    if (this.#conn.tls) this.#publishTls("implicit", true);
     try {
       if (await this.#greet()) {
         while (!this.#closing) {
@@ -230,6 +251,20 @@ export class Session implements SessionControl {
       await this.#closeConnection();
       endContext(this.ctx);
       await this.#disconnected();
+      if (channels.connection.hasSubscribers) {
+        channels.connection.publish({
+          sessionId: this.ctx.sessionId,
+          time: Date.now(),
+          phase: "close",
+          remoteIp: server.remoteIp,
+          remotePort: server.remotePort,
+          localIp: server.localIp,
+          localPort: server.localPort,
+          durationMs: Date.now() - opened,
+          messages: this.#messagesAccepted,
+          errors: server.exceptions,
+        });
+      }
     }
   }
 
@@ -606,6 +641,15 @@ export class Session implements SessionControl {
     if (this.#sasl) {
       if (this.#host.logs("debug")) this.#host.log(this.ctx, "debug", "<<< [AUTH response hidden]");
       return this.#saslResponse(line);
+    }
+    if (channels.command.hasSubscribers) {
+      // The verb only, and only of a command: arguments and stray lines may hold addresses or a password.
+      const verb = splitCommand(line).verb;
+      channels.command.publish({
+        sessionId: this.ctx.sessionId,
+        time: Date.now(),
+        verb: this.#tables.commands.has(verb) ? verb : "",
+      });
     }
     if (this.#hideNonCommands) this.#hideNonCommands = !this.#tables.commands.has(splitCommand(line).verb);
     if (this.#host.logs("debug")) {
@@ -1012,6 +1056,8 @@ export class Session implements SessionControl {
 
   /** DATA was accepted: a fresh message, a DATA reader, and the 354. */
   #dataStarted(): void {
+    this.#messageStarted = Date.now();
+    this.#messageVia = "DATA";
     const message = newMessage();
     message.received = new Date();
     message.bytesize = 0;
@@ -1075,9 +1121,11 @@ export class Session implements SessionControl {
       this.#conn = await this.#conn.startTls(tls, encoder.encode(reply));
     } catch (err) {
       this.#host.log(this.ctx, "info", `TLS handshake failed: ${errorText(err)}`);
+      this.#publishTls("STARTTLS", false, errorText(err));
       this.#closing = true;
       return;
     }
+    this.#publishTls("STARTTLS", true);
     // RFC 3207 4.2: forget everything learned before TLS; the client must EHLO again.
     const server = this.ctx.server;
     server.encrypted = new Date();
@@ -1121,6 +1169,7 @@ export class Session implements SessionControl {
     if (!name || extra !== undefined) throw syntax("AUTH mechanism [initial-response]");
     const mechanism = this.#host.authMechanisms.get(name.toUpperCase());
     if (!mechanism) throw new Smtpd504Exception(undefined, "Unrecognized authentication type");
+    this.#authMechanism = mechanism.name.toUpperCase();
     const exchange = mechanism.start(this.ctx.server.localHost);
     // "=" is an empty initial response; no argument means none (RFC 4954 4).
     const response = initial === undefined ? undefined : decodeBase64Response(initial);
@@ -1172,10 +1221,28 @@ export class Session implements SessionControl {
       ? result
       : c.authorizationId || c.authenticationId;
     this.#reply(235, "2.7.0", "Authentication successful");
+    if (channels.auth.hasSubscribers) {
+      channels.auth.publish({
+        sessionId: this.ctx.sessionId,
+        time: Date.now(),
+        ok: true,
+        mechanism: this.#authMechanism,
+        authenticationId: server.authenticationId,
+      });
+    }
   }
 
   /** Answers a failed AUTH; too many failures end the session. */
   #authFailed(err: unknown): void {
+    if (channels.auth.hasSubscribers) {
+      channels.auth.publish({
+        sessionId: this.ctx.sessionId,
+        time: Date.now(),
+        ok: false,
+        mechanism: this.#authMechanism,
+        code: err instanceof SmtpdException ? err.code : 451,
+      });
+    }
     this.#fail(err, false);
     this.#authFailures++;
     if (this.#authFailures >= this.#opts.maxAuthFailures && !this.#closing) {
@@ -1257,6 +1324,7 @@ export class Session implements SessionControl {
     this.#errorCount = 0; // as Postfix: a delivered message forgives earlier errors
     if (!this.#opts.lmtp) {
       this.#reply(250, "2.0.0", "Requested mail action okay, completed");
+      this.#publishMessage(true, 250);
       return;
     }
     // RFC 2033 4.2: one reply per accepted recipient, in RCPT order.
@@ -1273,11 +1341,18 @@ export class Session implements SessionControl {
         this.#reply(250, "2.0.0", `${recipients[i].address} OK, delivered`);
       }
     }
+    const codes = recipients.map((_, i) => {
+      const result = Array.isArray(results) ? results[i] : undefined;
+      return result instanceof SmtpdException ? result.code : result instanceof Error ? 451 : 250;
+    });
+    this.#publishMessage(codes.some((code) => code < 300), codes[0] ?? 250);
   }
 
   /** The data hook threw: its reply (LMTP: repeated for every recipient); a 421 ends the session. */
   #messageFailed(err: unknown): void {
     if (!this.#opts.lmtp || err instanceof SessionEndedException || err instanceof HookTimeoutException) {
+      const code = err instanceof SessionEndedException ? 0 : err instanceof SmtpdException ? err.code : 451;
+      this.#publishMessage(false, code);
       this.#fail(err, false);
       return;
     }
@@ -1288,6 +1363,7 @@ export class Session implements SessionControl {
 
   /** A refusal of the whole message: once, or in LMTP once per recipient (RFC 2033 4.2). */
   #messageRefused(refusal: SmtpdException): void {
+    this.#publishMessage(false, refusal instanceof SessionEndedException ? 0 : refusal.code);
     if (!this.#opts.lmtp || refusal instanceof SessionEndedException) {
       this.#replyError(refusal);
       return;
@@ -1373,6 +1449,8 @@ export class Session implements SessionControl {
 
   /** A BDAT transaction's message and its chunk framer. */
   #startChunkedMessage(): DataPhase {
+    this.#messageStarted = Date.now();
+    this.#messageVia = "BDAT";
     const message = newMessage();
     message.received = new Date();
     message.bytesize = 0;
@@ -1542,11 +1620,59 @@ export class Session implements SessionControl {
     const text = this.#out;
     this.#out = "";
     if (this.#host.logs("debug")) this.#host.log(this.ctx, "debug", `>>> ${text.trimEnd()}`);
+    if (channels.reply.hasSubscribers) this.#publishReplies(text);
     try {
       await this.#conn.write(encoder.encode(text));
     } catch {
       this.#closing = true; // the client is gone
     }
+  }
+
+  /** One reply event per reply in `text` (a multi-line reply ends at its line with a space after the code). */
+  #publishReplies(text: string): void {
+    const time = Date.now();
+    let start = 0;
+    for (let end = text.indexOf("\r\n"); end >= 0; end = text.indexOf("\r\n", end + 2)) {
+      if (text[start + 3] === "-" && text.startsWith(text.slice(start, start + 3), end + 2)) continue;
+      channels.reply.publish({
+        sessionId: this.ctx.sessionId,
+        time,
+        code: Number(text.slice(start, start + 3)),
+        text: text.slice(start, end + 2),
+      });
+      start = end + 2;
+    }
+  }
+
+  /** Publishes how a message ended (see `SmtpMessageEvent`). */
+  #publishMessage(accepted: boolean, code: number): void {
+    if (accepted) this.#messagesAccepted++;
+    if (!channels.message.hasSubscribers) return;
+    channels.message.publish({
+      sessionId: this.ctx.sessionId,
+      time: Date.now(),
+      accepted,
+      code,
+      size: Math.max(this.ctx.message.bytesize, 0),
+      recipients: this.ctx.envelope.to.length,
+      durationMs: Date.now() - this.#messageStarted,
+      via: this.#messageVia,
+    });
+  }
+
+  /** Publishes a TLS handshake's outcome. */
+  #publishTls(mode: "STARTTLS" | "implicit", ok: boolean, error?: string): void {
+    if (!channels.tls.hasSubscribers) return;
+    const tls = this.#conn.tls;
+    channels.tls.publish({
+      sessionId: this.ctx.sessionId,
+      time: Date.now(),
+      ok,
+      mode,
+      protocol: ok ? tls?.protocol ?? "" : "",
+      cipher: ok ? tls?.cipher ?? "" : "",
+      ...(error === undefined ? {} : { error }),
+    });
   }
 
   #resetTransaction(): void {
