@@ -78,6 +78,7 @@ export { decodeXtext, encodeXtext } from "./src/session/xtext.ts";
 export {
   SMTP_CHANNELS,
   type SmtpAuthEvent,
+  type SmtpChannelNames,
   type SmtpCommandEvent,
   type SmtpConnectionEvent,
   type SmtpMessageEvent,

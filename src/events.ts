@@ -25,25 +25,34 @@
  */
 import { channel } from "node:diagnostics_channel";
 
+/** The kinds of event, each with its channel's name. */
+export interface SmtpChannelNames {
+  /** A session began (after admission) or ended: {@link SmtpConnectionEvent}. */
+  readonly connection: "midi-smtp-server:connection";
+  /** A command line was taken: {@link SmtpCommandEvent}. */
+  readonly command: "midi-smtp-server:command";
+  /** A reply was sent: {@link SmtpReplyEvent}. */
+  readonly reply: "midi-smtp-server:reply";
+  /** A message was accepted or refused at its end: {@link SmtpMessageEvent}. */
+  readonly message: "midi-smtp-server:message";
+  /** A TLS handshake finished or failed: {@link SmtpTlsEvent}. */
+  readonly tls: "midi-smtp-server:tls";
+  /** An AUTH exchange ended: {@link SmtpAuthEvent}. */
+  readonly auth: "midi-smtp-server:auth";
+  /** A client was refused before or instead of a session (limits, PROXY, busy): {@link SmtpRefusalEvent}. */
+  readonly refusal: "midi-smtp-server:refusal";
+}
+
 /** The channel names, one per kind of event. */
-export const SMTP_CHANNELS = Object.freeze(
-  {
-    /** A session began (after admission) or ended: {@link SmtpConnectionEvent}. */
-    connection: "midi-smtp-server:connection",
-    /** A command line was taken: {@link SmtpCommandEvent}. */
-    command: "midi-smtp-server:command",
-    /** A reply was sent: {@link SmtpReplyEvent}. */
-    reply: "midi-smtp-server:reply",
-    /** A message was accepted or refused at its end: {@link SmtpMessageEvent}. */
-    message: "midi-smtp-server:message",
-    /** A TLS handshake finished or failed: {@link SmtpTlsEvent}. */
-    tls: "midi-smtp-server:tls",
-    /** An AUTH exchange ended: {@link SmtpAuthEvent}. */
-    auth: "midi-smtp-server:auth",
-    /** A client was refused before or instead of a session (limits, PROXY, busy): {@link SmtpRefusalEvent}. */
-    refusal: "midi-smtp-server:refusal",
-  } as const,
-);
+export const SMTP_CHANNELS: SmtpChannelNames = Object.freeze({
+  connection: "midi-smtp-server:connection",
+  command: "midi-smtp-server:command",
+  reply: "midi-smtp-server:reply",
+  message: "midi-smtp-server:message",
+  tls: "midi-smtp-server:tls",
+  auth: "midi-smtp-server:auth",
+  refusal: "midi-smtp-server:refusal",
+});
 
 /** What every session event has. */
 export interface SmtpSessionEventBase {
