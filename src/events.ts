@@ -150,8 +150,18 @@ export interface SmtpRefusalEvent {
   readonly reason: string;
 }
 
+/** What the session needs of a channel (a local type keeps @types/node's module names out of our .d.ts files). */
+export interface EventChannel {
+  /** The channel's name. */
+  readonly name: string | symbol;
+  /** Whether anyone listens: events are built only then. */
+  readonly hasSubscribers: boolean;
+  /** Hands `message` to every subscriber. */
+  publish(message: unknown): void;
+}
+
 /** The channels, made once (diagnostics_channel keeps one object per name anyway). */
-export const channels = {
+export const channels: Readonly<Record<keyof SmtpChannelNames, EventChannel>> = {
   connection: channel(SMTP_CHANNELS.connection),
   command: channel(SMTP_CHANNELS.command),
   reply: channel(SMTP_CHANNELS.reply),

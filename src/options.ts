@@ -73,6 +73,15 @@ export interface ServerOptions {
   loggerSeverity?: LogSeverity;
   /** The socket layer; default: the one of the runtime we run on. */
   transport?: Transport;
+  /**
+   * Bind the TCP ports with SO_REUSEPORT, so that several processes (see
+   * `runWorkers`) listen on the same ports and the kernel spreads the new
+   * connections over them. Needs Linux; on Deno `--unstable-net` (which
+   * `runWorkers` gives its workers); on Node 22.12 / 23.1 or later (a
+   * `node:cluster` worker on older Node shares its primary's socket
+   * instead). Unix sockets are never shared. Default `false`.
+   */
+  reusePort?: boolean;
   /** STARTTLS: `TLS_FORBIDDEN` (default), `TLS_OPTIONAL`, or `TLS_REQUIRED` (MAIL, RCPT, DATA and AUTH get 530 before it). */
   tlsMode?: TlsMode;
   /** Ports with implicit TLS (SMTPS, RFC 8314), bound on every host besides `ports`; `0` picks a free one. */
@@ -216,6 +225,8 @@ export interface ResolvedOptions {
   readonly loggerSeverity: LogSeverity;
   /** The transport given, or `undefined` for the runtime's own. */
   readonly transport: Transport | undefined;
+  /** See {@link ServerOptions.reusePort}. */
+  readonly reusePort: boolean;
   /** See {@link ServerOptions.tlsMode}. */
   readonly tlsMode: TlsMode;
   /** Implicit TLS port lists, one per host (the same list for every host). */
@@ -425,6 +436,7 @@ export function resolveOptions(options: ServerOptions = {}): ResolvedOptions {
     enhancedStatusCodesExtension: bool("enhancedStatusCodesExtension", o.enhancedStatusCodesExtension ?? true),
     loggerSeverity,
     transport: o.transport,
+    reusePort: bool("reusePort", o.reusePort ?? false),
     ...resolveTlsAndAuth(o),
     ...resolveLimits(o),
     ...resolveExtensions(o),

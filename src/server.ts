@@ -241,7 +241,7 @@ export class MidiSmtpServer implements SmtpdHooks {
       const listen = async (ip: string, port: number, implicitTls: boolean) => {
         // Listeners are plain: the implicit-TLS handshake runs after admission and any PROXY header.
         const listener = await this.#transport!.listen(
-          { hostname: ip, port },
+          { hostname: ip, port, reusePort: this.options.reusePort },
           (conn) => this.#accept(conn, implicitTls),
         );
         this.#listeners.push(listener);

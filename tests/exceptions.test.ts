@@ -230,7 +230,7 @@ describe("SmtpdException across copies of the library", () => {
     Object.defineProperty(foreign, Symbol.for("midi-smtp-server.SmtpdException"), { value: true });
     assert.ok(foreign instanceof SmtpdException);
     assert.ok(!(new Error("plain") instanceof SmtpdException));
-    assert.ok(!(null instanceof SmtpdException));
+    assert.ok(!((null as unknown) instanceof SmtpdException));
     assert.ok(new Smtpd550Exception() instanceof SmtpdException);
     // Subclasses keep the prototype check: a 550 is no 421.
     assert.ok(new Smtpd550Exception() instanceof Smtpd550Exception);

@@ -54,6 +54,7 @@ describe("resolveOptions: defaults", () => {
       enhancedStatusCodesExtension: true,
       loggerSeverity: "warn",
       transport: undefined,
+      reusePort: false,
       tlsMode: "TLS_FORBIDDEN",
       tlsPorts: [],
       tlsCertPath: undefined,
@@ -121,6 +122,7 @@ describe("resolveOptions: defaults", () => {
     ["enhancedStatusCodesExtension", true],
     ["loggerSeverity", "warn"],
     ["transport", undefined],
+    ["reusePort", false],
   ];
   for (const [name, value] of each) {
     it(`${name} defaults to ${JSON.stringify(value)}`, () => {
@@ -166,6 +168,7 @@ describe("resolveOptions: valid values are kept", () => {
       enhancedStatusCodesExtension: false,
       loggerSeverity: "debug",
       transport: fakeTransport,
+      reusePort: true,
       tlsMode: "TLS_REQUIRED",
       tlsPorts: "465, 0",
       tlsCert: "CERT",
@@ -228,6 +231,7 @@ describe("resolveOptions: valid values are kept", () => {
       enhancedStatusCodesExtension: false,
       loggerSeverity: "debug",
       transport: fakeTransport,
+      reusePort: true,
       tlsMode: "TLS_REQUIRED",
       tlsPorts: [465, 0],
       tlsCertPath: undefined,
@@ -280,6 +284,7 @@ describe("resolveOptions: valid values are kept", () => {
       [{ xclientTrustedSources: ["10.0.0.0/33"] }, /xclientTrustedSources/],
       [{ socketPaths: [""] }, /socketPaths/],
       [{ lmtp: "yes" }, /lmtp/],
+      [{ reusePort: "yes" }, /reusePort/],
       [{ ehloKeywords: "SIZE" }, /ehloKeywords/],
       [{ disabledCommands: ["NO OP"] }, /disabledCommands/],
     ];

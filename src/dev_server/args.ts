@@ -48,6 +48,9 @@ Options:
   --max-recipients N    recipients per message (default 100)
   --crlf-mode MODE      CRLF_ENSURE (default), CRLF_LEAVE or CRLF_STRICT
   -q, --quiet           do not print a line per message
+  --workers N           run N worker processes on the same ports under one supervisor,
+                        which restarts one that dies (default: one process, no
+                        supervisor); the ports must not be 0
 
 Protocol:
   --lmtp                speak LMTP (RFC 2033: LHLO, one reply per recipient) instead of SMTP
@@ -134,6 +137,8 @@ export interface DevServerConfig {
   crlfMode: CrlfMode;
   /** No line per message. */
   quiet: boolean;
+  /** Worker processes sharing the ports under one supervisor; `0` for one process without a supervisor. */
+  workers: number;
   /** Open connections at most (`null`: no limit). */
   maxConnections: number | null;
   /** Sessions served at once. */
@@ -205,6 +210,7 @@ export const DEFAULT_CONFIG: Readonly<DevServerConfig> = Object.freeze({
   maxRecipients: 100,
   crlfMode: "CRLF_ENSURE",
   quiet: false,
+  workers: 0,
   // The server's own defaults, spelt out so that --help and tests can show them.
   maxConnections: null,
   maxProcessings: 1000,
@@ -241,6 +247,13 @@ export type CliCommand =
   | { action: "help" }
   | { action: "version" };
 
+/** `--workers N`: at least one (no flag, not `0`, means one process without a supervisor). */
+function workerCount(value: string): number {
+  const count = integer("--workers", value, 0);
+  if (count < 1) throw new CliError("--workers must be at least 1");
+  return count;
+}
+
 /**
  * Parses the command-line arguments (without the program name), checking
  * every value the way the server will; throws {@link CliError} if any is bad.
@@ -266,6 +279,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
         "max-recipients": { type: "string" },
         "crlf-mode": { type: "string" },
         quiet: { type: "boolean", short: "q" },
+        workers: { type: "string" },
         "max-connections": { type: "string" },
         "max-processings": { type: "string" },
         "max-connections-per-ip": { type: "string" },
@@ -313,6 +327,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
     maxRecipients: integer("--max-recipients", values["max-recipients"], DEFAULT_CONFIG.maxRecipients),
     crlfMode: oneOf("--crlf-mode", values["crlf-mode"], CRLF_MODES, DEFAULT_CONFIG.crlfMode),
     quiet: values.quiet ?? false,
+    workers: values.workers === undefined ? DEFAULT_CONFIG.workers : workerCount(values.workers),
     maxConnections,
     // A lower --max-connections caps the default: it must not be below --max-processings.
     maxProcessings: integer(

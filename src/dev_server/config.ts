@@ -38,6 +38,7 @@ export function checkConfig(config: DevServerConfig): void {
   checkTls(config);
   checkAuth(config);
   checkProtocol(config);
+  checkWorkers(config);
   try {
     // The server's own checks (host and port syntax, ranges, ports per host,
     // modes, mechanisms) are the single source of truth; constructing binds
@@ -143,6 +144,24 @@ function checkProtocol(config: DevServerConfig): void {
 }
 
 /**
+ * What worker processes cannot share: a free port (`0` gives every worker a
+ * port of its own) and a Unix socket (one process binds it).
+ */
+function checkWorkers(config: DevServerConfig): void {
+  if (!Number.isInteger(config.workers) || config.workers < 0) {
+    throw new CliError("--workers must be a whole number, at least 1 (0: one process, no supervisor)");
+  }
+  if (config.workers === 0) return;
+  const ports = [...portList("--ports", config.ports), ...config.tlsPorts.flatMap((p) => portList("--tls-port", p))];
+  if (ports.includes(0)) {
+    throw new CliError("--workers needs fixed ports: with port 0 every worker would get a port of its own");
+  }
+  if (config.socketPaths.length > 0) {
+    throw new CliError("--workers cannot share a Unix socket (--socket): it is bound by one process");
+  }
+}
+
+/**
  * The server options of a dev server configuration; the hooks and the
  * transport are added by `runDevServer`.
  *
@@ -189,5 +208,7 @@ export function serverOptions(config: DevServerConfig): MidiSmtpServerOptions {
     lmtp: config.lmtp,
     xclientTrustedSources: [...config.xclientTrusted],
     socketPaths: [...config.socketPaths],
+    // Worker processes bind the same ports (node:cluster workers on older Node share the primary's socket instead).
+    reusePort: config.workers > 0,
   };
 }

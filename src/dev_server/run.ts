@@ -11,6 +11,7 @@ import { basename } from "node:path";
 import { MidiSmtpServer } from "../server.ts";
 import { Smtpd451Exception, Smtpd535Exception } from "../exceptions.ts";
 import type { Transport } from "../transport/types.ts";
+import type { PemCertificate } from "../options.ts";
 import { loadTransport } from "../transport/detect.ts";
 import { type CliCommand, type DevServerConfig, parseCliArgs, USAGE, VERSION } from "./args.ts";
 import { CliError } from "./cli_error.ts";
@@ -42,6 +43,13 @@ export interface DevServerIo {
   maildir?: Maildir;
   /** Seconds the start-up may take before it is given up (default {@link START_TIMEOUT_SECONDS}). */
   startTimeout?: number;
+  /**
+   * Print the "listening on" line and what follows it (default `true`). A
+   * worker process leaves that to its supervisor, which prints it once.
+   */
+  report?: boolean;
+  /** The certificate to use instead of a self-signed one made at start (workers get their supervisor's). */
+  tlsCertificate?: PemCertificate;
 }
 
 /** The deliveries each running dev server has in progress, for {@link stopDevServer}. */
@@ -75,13 +83,21 @@ export async function runDevServer(config: DevServerConfig, io: DevServerIo = {}
   const envelopes = config.envelopeDir === undefined ? undefined : new EnvelopeDir(config.envelopeDir);
   if (envelopes) await startup.race(`creating the envelope directory ${envelopes.dir}`, envelopes.init());
   const transport = io.transport ?? await startup.race("loading the transport", loadTransport());
-  const server = devServer(config, { stdout, stderr, transport, maildir, envelopes });
+  const server = devServer(config, {
+    stdout,
+    stderr,
+    transport,
+    maildir,
+    envelopes,
+    tlsCertificate: io.tlsCertificate,
+  });
   await startup.race(
     `starting to listen on ${config.hosts} (host names, TLS certificate, ports)`,
     server.start(),
     // Given up on, but up after all: nobody will use it.
     () => void server.stop({ gracefully: false, waitSecondsBeforeClose: 0 }),
   );
+  if (io.report === false) return server;
   const where = server.addresses.join(", ");
   write(
     stdout,
@@ -167,6 +183,8 @@ interface DevServerParts {
   maildir: Maildir;
   /** Where the envelope files go (`--envelope-dir`), if anywhere. */
   envelopes: EnvelopeDir | undefined;
+  /** A certificate to use instead of a self-signed one. */
+  tlsCertificate: PemCertificate | undefined;
 }
 
 /**
@@ -174,11 +192,12 @@ interface DevServerParts {
  * configured users, Maildir delivery (and the envelope file).
  */
 function devServer(config: DevServerConfig, parts: DevServerParts): MidiSmtpServer {
-  const { stdout, stderr, transport, maildir, envelopes } = parts;
+  const { stdout, stderr, transport, maildir, envelopes, tlsCertificate } = parts;
   const passwords = new Map(config.authUsers.map(({ user, password }) => [user, password]));
   const inProgress = new Set<Promise<unknown>>();
   const server = new MidiSmtpServer({
     ...serverOptions(config),
+    ...(tlsCertificate ? { tlsCert: tlsCertificate.cert, tlsKey: tlsCertificate.key } : {}),
     transport,
     onLoggingEvent(_ctx, severity, msg) {
       write(stderr, `${timestamp()} [${severity.toUpperCase()}] ${msg}\n`);
@@ -269,6 +288,9 @@ export async function runCli(argv: readonly string[], io: DevServerIo = {}): Pro
   }
   if (command.action === "help") return void process.stdout.write(USAGE);
   if (command.action === "version") return void process.stdout.write(`midi-smtp-server ${VERSION}\n`);
+  // The supervisor and each of its workers run this same command line: runWorkers tells them apart.
+  // Loaded only here: it imports this module, and a single process needs none of it.
+  if (command.config.workers > 0) return await (await import("./workers.ts")).runDevServerWorkers(command.config, io);
 
   // Signal handlers go in before the server starts: whoever reads the
   // "listening on" line may signal at once, and must not kill us unhandled.

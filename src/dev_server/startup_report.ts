@@ -96,6 +96,30 @@ export function describeServer(config: DevServerConfig, server: DescribedServer)
 }
 
 /**
+ * The line about `--workers`: how many processes, their pids, how they share
+ * the ports, and the supervisor's pid (the one to signal).
+ *
+ * @example
+ * ```ts
+ * const reuse = describeWorkers("reuseport", [4101, 4102], 4100);
+ * reuse; // => "Workers: 2 processes (pids 4101, 4102) sharing the ports with SO_REUSEPORT; supervisor pid 4100"
+ * const cluster = describeWorkers("cluster", [4101], 4100);
+ * cluster; // => "Workers: 1 process (pid 4101) sharing the ports through node:cluster; supervisor pid 4100"
+ * ```
+ */
+export function describeWorkers(
+  mechanism: "reuseport" | "cluster",
+  pids: readonly (number | undefined)[],
+  supervisorPid: number,
+): string {
+  const known = pids.filter((pid) => pid !== undefined);
+  const processes = `${pids.length} process${pids.length === 1 ? "" : "es"}`;
+  const list = `pid${known.length === 1 ? "" : "s"} ${known.join(", ")}`;
+  const how = mechanism === "reuseport" ? "with SO_REUSEPORT" : "through node:cluster";
+  return `Workers: ${processes} (${list}) sharing the ports ${how}; supervisor pid ${supervisorPid}`;
+}
+
+/**
  * Why AUTH may not be offered where the user expects it: it is offered only
  * over TLS (unless `--allow-insecure-auth`), so with STARTTLS off it is
  * offered nowhere, or only on the implicit TLS ports.

@@ -74,8 +74,11 @@ interface BunListener {
   stop(closeActiveConnections?: boolean): void;
 }
 
-/** Where `Bun.listen` binds: a TCP host and port, or a Unix socket path. */
-type BunListenTarget = { hostname: string; port: number } | { unix: string };
+/**
+ * Where `Bun.listen` binds: a TCP host and port (`reusePort`: SO_REUSEPORT,
+ * which Bun's types only declare for connect), or a Unix socket path.
+ */
+type BunListenTarget = { hostname: string; port: number; reusePort?: boolean } | { unix: string };
 
 /** The parts of the `Bun` global used here. */
 interface BunNamespace {
@@ -350,7 +353,8 @@ export const bunTransport: Transport = {
       );
       return new BunSocketListener(unixSocketAddress(path), handle, file);
     }
-    const listener = listen({ hostname: options.hostname, port: options.port });
+    const reusePort = options.reusePort === true ? { reusePort: true } : {};
+    const listener = listen({ hostname: options.hostname, port: options.port, ...reusePort });
     return new BunSocketListener(socketAddress(listener.hostname ?? options.hostname, listener.port), listener);
   },
 };

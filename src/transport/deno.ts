@@ -12,6 +12,10 @@
  * same options, SNI and handshake timeout everywhere, and a failed or stalled
  * handshake only closes that one connection.
  *
+ * `reusePort` (worker processes on one port) is `Deno.listen({ reusePort })`,
+ * which Deno allows only with `--unstable-net`: without it the transport
+ * refuses with an error that says so, since Deno would end the process.
+ *
  * Unix sockets are `Deno.listen({ transport: "unix" })`, bound and cleaned up
  * through unix_socket.ts (Deno unlinks the path it bound on close, whatever
  * is there by then). The same `Deno.Conn` code serves them: a `UnixConn`
@@ -58,8 +62,12 @@ interface DenoListener {
 /** The parts of the `Deno` namespace used here. */
 interface DenoNamespace {
   listen(
-    options: { hostname: string; port: number; transport: "tcp" } | { path: string; transport: "unix" },
+    options:
+      | { hostname: string; port: number; transport: "tcp"; reusePort?: boolean }
+      | { path: string; transport: "unix" },
   ): DenoListener;
+  /** Only defined with `--unstable-net` (or `"unstable": ["net"]` in deno.json): see {@link reusePortAllowed}. */
+  readonly listenDatagram?: unknown;
 }
 
 /** Bytes asked for per `conn.read()` under TLS; the result is copied out, so the buffer is reused. */
@@ -71,6 +79,17 @@ const MAX_READ_SIZE = 64 * 1024;
 const GONE_BEFORE_ACCEPT = new Set(["NotConnected", "ConnectionReset", "ConnectionAborted"]);
 /** Retry delay when `accept()` fails on a still-open listener (e.g. EMFILE). */
 const ACCEPT_RETRY_MS = 100;
+
+/**
+ * Whether `Deno.listen({ reusePort: true })` may be called. Without
+ * `--unstable-net` Deno does not throw there but ends the whole process
+ * (exit 70), so this must be known beforehand. No API tells which unstable
+ * features are on; `Deno.listenDatagram`, another `--unstable-net` API, is
+ * only defined when they are (Deno 2.x).
+ */
+function reusePortAllowed(deno: DenoNamespace): boolean {
+  return typeof deno.listenDatagram === "function";
+}
 
 function denoNamespace(): DenoNamespace {
   const deno = (globalThis as { Deno?: DenoNamespace }).Deno;
@@ -337,7 +356,19 @@ export const denoTransport: Transport = {
       ));
       address = unix = unixSocketAddress(path);
     } else {
-      listener = deno.listen({ hostname: options.hostname, port: options.port, transport: "tcp" });
+      const reusePort = options.reusePort === true;
+      if (reusePort && !reusePortAllowed(deno)) {
+        throw new Error(
+          "reusePort on Deno needs the --unstable-net flag (runWorkers gives it to its workers), " +
+            "or the node:net transport, which has it without the flag",
+        );
+      }
+      listener = deno.listen({
+        hostname: options.hostname,
+        port: options.port,
+        transport: "tcp",
+        ...(reusePort ? { reusePort } : {}),
+      });
       address = socketAddress(listener.addr.hostname, listener.addr.port);
     }
     const tlsOptions = options.tls;

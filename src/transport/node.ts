@@ -4,6 +4,10 @@
  * Its TLS, like that of the other transports, is the shared layer in
  * node_tls.ts.
  *
+ * `reusePort` is node:net's own option where it works (Node 22.12 / 23.1,
+ * Deno, Bun); a `node:cluster` worker on older Node needs none (see
+ * reusePortHere).
+ *
  * Unix sockets are `server.listen({ path })`, bound and cleaned up through
  * unix_socket.ts (libuv, and Deno's and Bun's node:net, unlink the path they
  * bound on close, whatever is there by then). node:net reports no addresses
@@ -13,6 +17,7 @@
  */
 import * as net from "node:net";
 import * as tls from "node:tls";
+import process from "node:process";
 import type { Connection, Listener, ListenOptions, SocketAddress, TlsServerOptions, Transport } from "./types.ts";
 import { socketAddress } from "./address.ts";
 import { NodeSocketConnection } from "./node_socket.ts";
@@ -20,6 +25,7 @@ import { DEFAULT_HANDSHAKE_TIMEOUT_MS, NodeTlsConnection, sniCallback, upgradeDu
 import { ConnectionDuplex } from "./connection_duplex.ts";
 import { certificateByClientHello } from "./client_hello.ts";
 import { bindUnixSocket, unixSocketAddress, type UnixSocketFile } from "./unix_socket.ts";
+import { nodeNetHasReusePort } from "./reuse_port.ts";
 
 /**
  * A plain `net.Socket` (TCP, or a Unix socket despite the name) as a
@@ -91,6 +97,23 @@ function bind(server: net.Server, options: net.ListenOptions): Promise<net.Serve
   });
 }
 
+/**
+ * Whether to pass `reusePort` to `listen()`: yes where node:net honours it;
+ * no in a `node:cluster` worker on older Node, where `listen()` goes through
+ * the primary, which shares one socket among its workers without it; else
+ * (Node 20 ignores the option silently, so a second process would fail with
+ * EADDRINUSE) an error that says what to do instead.
+ */
+async function reusePortHere(): Promise<boolean> {
+  if (nodeNetHasReusePort()) return true;
+  const { default: cluster } = await import("node:cluster");
+  if (cluster.isWorker) return false;
+  throw new Error(
+    `reusePort needs Node 22.12 / 23.1 or later (this is ${process.version}); ` +
+      "on older Node, worker processes share a port through node:cluster, as runWorkers does there",
+  );
+}
+
 /** The `node:net` transport (with `node:tls` for implicit TLS on the listener). */
 export const nodeTransport: Transport = {
   name: "node",
@@ -123,7 +146,8 @@ export const nodeTransport: Transport = {
       );
       return new NodeListener(unixSocketAddress(path), server, file);
     }
-    await bind(server, { host: options.hostname, port: options.port });
+    const reusePort = options.reusePort === true && await reusePortHere();
+    await bind(server, { host: options.hostname, port: options.port, ...(reusePort ? { reusePort } : {}) });
     const bound = server.address() as net.AddressInfo;
     return new NodeListener(socketAddress(bound.address, bound.port, bound.family), server);
   },

@@ -120,6 +120,15 @@ export interface ListenOptions {
    */
   readonly path?: string;
   /**
+   * Bind with SO_REUSEPORT: other processes may listen on the same address
+   * and port, and the kernel spreads new connections over them (Linux). Used
+   * for worker processes; ignored with {@link path}. Deno needs
+   * `--unstable-net` for it (the Deno transport says so rather than let Deno
+   * end the process); node:net needs Node 22.12 / 23.1 (in a `node:cluster`
+   * worker the primary's socket is shared instead, so it is not needed).
+   */
+  readonly reusePort?: boolean;
+  /**
    * Implicit TLS (SMTPS, RFC 8314): every connection starts with a handshake
    * before `onConnection` sees it. The server does not use this (it listens
    * plain and calls {@link Connection.acceptTls} after admission and any PROXY
