@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { checkOptionKeys, SERVER_OPTION_KEYS } from "./option_keys.ts";
 import type { Connection, Listener, SocketAddress, TlsServerOptions, Transport } from "./transport/types.ts";
 import type { SaslCredentials, SaslMechanism } from "./auth/types.ts";
 import { DEFAULT_MECHANISMS } from "./auth/mod.ts";
@@ -77,6 +78,9 @@ const HOOK_NAMES = [
   "onMessageDataStreamEvent",
   "onProcessLineUnknownEvent",
 ] as const satisfies ReadonlyArray<keyof SmtpdHooks>;
+
+/** Every key `MidiSmtpServerOptions` may have: the server options and the hooks. */
+const KNOWN_OPTION_KEYS: readonly string[] = [...SERVER_OPTION_KEYS, ...HOOK_NAMES];
 
 const encoder = new TextEncoder();
 
@@ -142,6 +146,8 @@ export class MidiSmtpServer implements SmtpdHooks {
 
   /** Validates `options` (throwing a `TypeError` that names a bad one); nothing is bound until {@link start}. */
   constructor(options: MidiSmtpServerOptions = {}) {
+    // From plain JavaScript a misspelt option would be ignored without a word: name it, and what was meant.
+    checkOptionKeys(options, KNOWN_OPTION_KEYS);
     this.options = resolveOptions(options);
     this.#severity = SEVERITY_RANK[this.options.loggerSeverity];
     if (this.options.ports.length > this.options.hosts.length) {
