@@ -1117,6 +1117,8 @@ export class Session implements SessionControl {
     this.#lines.clear();
     await this.#flush();
     const reply = formatReply(220, "2.0.0", "Ready to start TLS", this.#opts.enhancedStatusCodesExtension);
+    // Written by the transport as the last plaintext, not by #flush: published here.
+    if (channels.reply.hasSubscribers) this.#publishReplies(reply);
     try {
       this.#conn = await this.#conn.startTls(tls, encoder.encode(reply));
     } catch (err) {
