@@ -18,10 +18,12 @@
  * line in src/cli.ts); the build fails, naming the file, if a rewrite no
  * longer matches or another file starts using them.
  *
- *   deno run -A scripts/build_npm.ts [--out DIR]      (deno task build:npm)
- *   node --import tsx scripts/build_npm.ts [--out DIR]
+ *   deno run -A scripts/build_npm.ts [--out DIR] [--quiet]      (deno task build:npm)
+ *   node --import tsx scripts/build_npm.ts [--out DIR] [--quiet]
  *
- * DIR defaults to ./npm and is emptied first. Only node: APIs are used, so the
+ * DIR defaults to ./npm and is emptied first. `--quiet` prints nothing on
+ * success (`npm start` builds first, and its user wants to see the server,
+ * not the build); warnings and errors are printed all the same. Only node: APIs are used, so the
  * script runs the same under Deno, Node (with tsx) and Bun.
  *
  * The compiler options live here, not in a tsconfig file at the root: a
@@ -116,8 +118,11 @@ function fail(message: string): never {
   throw new BuildError(message);
 }
 
-function parseArgs(argv: string[]): { outDir: string } {
+const USAGE = "Usage: build_npm.ts [--out DIR] [--quiet]   (default DIR: ./npm, emptied first)";
+
+function parseArgs(argv: string[]): { outDir: string; quiet: boolean } {
   let outDir = join(ROOT, "npm");
+  let quiet = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "--out") {
@@ -126,11 +131,13 @@ function parseArgs(argv: string[]): { outDir: string } {
       outDir = resolve(value);
     } else if (arg.startsWith("--out=")) {
       outDir = resolve(arg.slice("--out=".length));
+    } else if (arg === "--quiet" || arg === "-q") {
+      quiet = true;
     } else if (arg === "--help" || arg === "-h") {
-      console.log("Usage: build_npm.ts [--out DIR]   (default DIR: ./npm, emptied first)");
+      console.log(USAGE);
       process.exit(0);
     } else {
-      fail(`unknown argument ${arg} (usage: build_npm.ts [--out DIR])`);
+      fail(`unknown argument ${arg} (${USAGE})`);
     }
   }
   // The output directory is deleted first: never let that be the project or one of its parents.
@@ -144,7 +151,7 @@ function parseArgs(argv: string[]): { outDir: string } {
       fail(`refusing to empty ${outDir}: it holds ${foreign.slice(0, 5).join(", ")}, which this build never writes`);
     }
   }
-  return { outDir };
+  return { outDir, quiet };
 }
 
 function readJson(path: string): Record<string, unknown> {
@@ -375,7 +382,7 @@ function exportsMap(entries: Entry[]): Record<string, unknown> {
   return map;
 }
 
-function build(outDir: string): void {
+function build(outDir: string, quiet = false): void {
   const started = Date.now();
   const denoJson = readJson(join(ROOT, "deno.json"));
   const version = denoJson.version;
@@ -468,20 +475,24 @@ function build(outDir: string): void {
     }
   }
 
+  // The summary is the only output of a build that went well; warnings are never silenced.
+  const info = (line: string) => {
+    if (!quiet) console.log(line);
+  };
   const fromCwd = relative(process.cwd(), outDir);
   const shown = fromCwd === "" ? "." : fromCwd.startsWith("..") ? outDir : fromCwd;
-  console.log(`built ${PACKAGE_NAME}@${version} in ${shown}/ (${Date.now() - started} ms)`);
+  info(`built ${PACKAGE_NAME}@${version} in ${shown}/ (${Date.now() - started} ms)`);
   for (const format of FORMATS) {
     const files = walk(join(outDir, format));
     const bytes = files.reduce((sum, path) => sum + statSync(path).size, 0);
     const js = files.filter((p) => p.endsWith(".js")).length;
     const dts = files.filter((p) => p.endsWith(".d.ts")).length;
-    console.log(`  ${format}/: ${js} .js + ${dts} .d.ts, ${(bytes / 1024).toFixed(1)} KiB`);
+    info(`  ${format}/: ${js} .js + ${dts} .d.ts, ${(bytes / 1024).toFixed(1)} KiB`);
   }
-  console.log(`  ${declarations.rewritten} .ts import paths rewritten to .js in ${declarations.files} .d.ts files`);
-  console.log(`  exports: ${entries.map((entry) => entry.subpath).join(", ")} (import and require)`);
-  console.log(`  dependencies: ${Object.keys(dependencies).length ? JSON.stringify(dependencies) : "none"}`);
-  console.log(`  copied: ${copied.join(", ") || "nothing"}`);
+  info(`  ${declarations.rewritten} .ts import paths rewritten to .js in ${declarations.files} .d.ts files`);
+  info(`  exports: ${entries.map((entry) => entry.subpath).join(", ")} (import and require)`);
+  info(`  dependencies: ${Object.keys(dependencies).length ? JSON.stringify(dependencies) : "none"}`);
+  info(`  copied: ${copied.join(", ") || "nothing"}`);
   if (missing.length) console.warn(`  warning: not found at the project root, not copied: ${missing.join(", ")}`);
   for (const { subpath, source } of missingEntries) {
     console.warn(`  warning: ${source} does not exist yet: the package has no "${subpath}" export`);
@@ -489,14 +500,14 @@ function build(outDir: string): void {
   if (!hasCli) {
     console.warn(`  warning: ${CLI_SOURCE} does not exist yet: no bin`);
   } else {
-    console.log(`  bin: ${PACKAGE_NAME} -> ./${CLI_JS} (shebang, mode 755)`);
+    info(`  bin: ${PACKAGE_NAME} -> ./${CLI_JS} (shebang, mode 755)`);
   }
 }
 
 try {
-  const { outDir } = parseArgs(process.argv.slice(2));
+  const { outDir, quiet } = parseArgs(process.argv.slice(2));
   mkdirSync(dirname(outDir), { recursive: true });
-  build(outDir);
+  build(outDir, quiet);
 } catch (error) {
   if (error instanceof BuildError) {
     console.error(`build_npm: ${error.message}`);

@@ -38,6 +38,7 @@ export {
   STOP_TIMEOUT_SECONDS,
   stopDevServer,
 } from "./dev_server/run.ts";
+export type { LogFormat } from "./dev_server/log_format.ts";
 // The Maildir store DevServerIo hands out (tests replace it); exported so the entry documents every type it uses.
 export type { DeliverOptions, Maildir } from "./dev_server/maildir.ts";
 

@@ -49,6 +49,8 @@ import { Slots } from "./slots.ts";
 import { readProxyHeader } from "./proxy_reader.ts";
 import { ProxyProtocolError } from "./proxy_protocol.ts";
 import { PrefixedConnection } from "./transport/prefixed.ts";
+import { channels, type SmtpRefusalEvent } from "./events.ts";
+import { formatLogLine } from "./log_line.ts";
 
 /** Options of {@link MidiSmtpServer}: the server options plus any hook as a function. */
 export interface MidiSmtpServerOptions extends ServerOptions, Partial<SmtpdHooks> {}
@@ -91,6 +93,8 @@ const BUSY: Refusal = {
   text: "Service too busy or not available, closing transmission channel",
   reason: "busy",
 };
+/** The reply to a client that comes while the server stops (as {@link BUSY}; its own reason for the refusal event). */
+const STOPPING: Refusal = { ...BUSY, reason: "the server is stopping" };
 /** Overloaded, a session idle this long may be closed for a client waiting for a slot. */
 const SHED_MIN_IDLE_MS = 1000;
 /** After a non-graceful stop: how long sessions get to send their 421, close and run onDisconnectEvent. */
@@ -407,13 +411,14 @@ export class MidiSmtpServer implements SmtpdHooks {
       return;
     }
     if (this.#state !== "running" || this.#shuttingDown) {
-      this.#refuse(conn, BUSY, implicitTls);
+      this.#refuse(conn, STOPPING, peerName(conn.remoteAddress), implicitTls);
       return;
     }
     const max = this.options.maxConnections;
     if (max !== null && this.#connections >= max) {
-      this.#logRefusal(null, peerName(conn.remoteAddress), { ...BUSY, reason: `maxConnections (${max}) reached` });
-      this.#refuse(conn, BUSY, implicitTls);
+      const refusal = { ...BUSY, reason: `maxConnections (${max}) reached` };
+      this.#logRefusal(null, peerName(conn.remoteAddress), refusal);
+      this.#refuse(conn, refusal, peerName(conn.remoteAddress), implicitTls);
       return;
     }
     this.#connections++;
@@ -435,8 +440,10 @@ export class MidiSmtpServer implements SmtpdHooks {
    * read is cut off after 1 s. Before an implicit-TLS handshake there is no
    * way to answer (a plaintext reply would only break the client's
    * handshake): the connection is just closed, and the log says why.
+   * `client` is who is refused (after PROXY), for the refusal event.
    */
-  #refuse(conn: Connection, refusal: Refusal, beforeTls = false): Promise<void> {
+  #refuse(conn: Connection, refusal: Refusal, client: string, beforeTls = false): Promise<void> {
+    this.#publishRefusal(client, beforeTls ? 0 : refusal.code, refusal.reason);
     if (beforeTls) {
       conn.close();
       return Promise.resolve();
@@ -448,6 +455,17 @@ export class MidiSmtpServer implements SmtpdHooks {
 
   /** Refusals being written (1 s at most each): stop() waits for them too. */
   #refusing = new Set<Promise<void>>();
+
+  /**
+   * Publishes a refusal before a session on `channels.refusal` (`code` 0:
+   * closed without a reply). Every refusal, not once per window as the log:
+   * subscribers count them. Built only when someone listens.
+   */
+  #publishRefusal(remoteIp: string, code: number, reason: string): void {
+    if (!channels.refusal.hasSubscribers) return;
+    const event: SmtpRefusalEvent = { time: Date.now(), remoteIp, code, reason };
+    channels.refusal.publish(event);
+  }
 
   #sendRefusal(conn: Connection, refusal: Refusal): Promise<void> {
     const reply = formatReply(
@@ -487,7 +505,7 @@ export class MidiSmtpServer implements SmtpdHooks {
         const refusal = this.#limits.admitConnection(client);
         if (refusal) {
           this.#logRefusal(null, client, refusal);
-          await this.#refuse(raw, refusal, implicitTls);
+          await this.#refuse(raw, refusal, client, implicitTls);
           return;
         }
         counted = true;
@@ -500,10 +518,10 @@ export class MidiSmtpServer implements SmtpdHooks {
         conn = new PrefixedConnection(raw, received);
       }
       if (!(await this.#acquireSlot())) {
-        if (this.#state === "running") {
-          this.#logRefusal(null, client, { ...BUSY, reason: `no free slot within queueTimeout` });
-        }
-        await this.#refuse(conn, BUSY);
+        const running = this.#state === "running";
+        const refusal = running ? { ...BUSY, reason: "no free slot within queueTimeout" } : STOPPING;
+        if (running) this.#logRefusal(null, client, refusal);
+        await this.#refuse(conn, refusal, client);
         return;
       }
       this.#admitting.delete(raw);
@@ -518,7 +536,9 @@ export class MidiSmtpServer implements SmtpdHooks {
   async #proxyHeader(raw: Connection): Promise<{ proxy: ProxyInfo; rest: Uint8Array } | undefined> {
     const peer = raw.remoteAddress;
     if (!this.options.proxyTrustedSources.contains(peer.hostname)) {
-      this.#logRefusal(null, peer.hostname, { ...BUSY, reason: "PROXY header expected from an untrusted source" });
+      const reason = "PROXY header expected from an untrusted source";
+      this.#logRefusal(null, peer.hostname, { ...BUSY, reason });
+      this.#publishRefusal(peer.hostname, 0, reason);
       raw.close();
       return undefined;
     }
@@ -534,6 +554,8 @@ export class MidiSmtpServer implements SmtpdHooks {
       const quiet = err instanceof ProxyProtocolError && err.reason.startsWith("connection closed");
       if (this.#state === "running") {
         this.log(null, quiet ? "info" : "warn", `no valid PROXY header from ${peer.hostname}: ${errorText(err)}`);
+        // A health check that leaves without a header was not refused: it left.
+        if (!quiet) this.#publishRefusal(peer.hostname, 0, `no valid PROXY header: ${errorText(err)}`);
       }
       raw.close();
       return undefined;
@@ -672,10 +694,12 @@ export class MidiSmtpServer implements SmtpdHooks {
 
   // ---- default hooks -----------------------------------------------------------------------
 
-  /** Writes `YYYY-MM-DD HH:MM:SS: [SEVERITY] msg` to stderr. */
-  onLoggingEvent(_ctx: SmtpdContext | null, severity: LogSeverity, msg: string, err?: unknown): void {
-    const stamp = new Date().toISOString().replace("T", " ").slice(0, 19);
-    console.error(`${stamp}: [${severity.toUpperCase()}] ${msg}`);
+  /**
+   * Writes `2026-12-02T04:00:00Z [WARN] [6K2M9QF1ZP4T] msg` to stderr: UTC,
+   * the severity, and the session id on lines of a session (see `src/log_line.ts`).
+   */
+  onLoggingEvent(ctx: SmtpdContext | null, severity: LogSeverity, msg: string, err?: unknown): void {
+    console.error(formatLogLine(severity, msg, ctx?.sessionId));
     if (severity === "fatal" && err instanceof Error && err.stack) console.error(err.stack);
   }
 

@@ -55,6 +55,7 @@ import { MidiSmtpServer } from "../src/server.ts";
 import type { Transport } from "../src/transport/types.ts";
 import { delay, ehloClient, RawClient, runtime, TRANSPORTS } from "./helpers.ts";
 import { scratchFolder, type TestCertificate } from "./scratch.ts";
+import { freePort } from "./haproxy.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CLI = join(ROOT, "src", "cli.ts");
@@ -196,7 +197,7 @@ async function refused(port: number): Promise<boolean> {
 // ---------------------------------------------------------------------------
 
 // The types of the public API: a missing one fails `deno check` here.
-type _PublicTypes = [cli.CliCommand, cli.DevServerConfig, cli.DevServerUser, cli.DevServerIo];
+type _PublicTypes = [cli.CliCommand, cli.DevServerConfig, cli.DevServerUser, cli.DevServerIo, cli.LogFormat];
 
 describe("src/cli.ts", () => {
   it("exports the dev server's public API, the very objects of src/dev_server/", () => {
@@ -231,6 +232,7 @@ describe("parseCliArgs", () => {
         maxRecipients: 100,
         crlfMode: "CRLF_ENSURE",
         quiet: false,
+        logFormat: "text",
         workers: 0,
         maxConnections: null,
         maxProcessings: 1000,
@@ -276,6 +278,8 @@ describe("parseCliArgs", () => {
         "--crlf-mode",
         "crlf_strict",
         "-q",
+        "--log-format",
+        "JSON",
         "--tls-mode",
         "tls_optional",
         "--tls-port",
@@ -333,6 +337,7 @@ describe("parseCliArgs", () => {
           maxRecipients: 3,
           crlfMode: "CRLF_STRICT",
           quiet: true,
+          logFormat: "json",
           workers: 0,
           maxConnections: 2000,
           maxProcessings: 20,
@@ -395,6 +400,7 @@ describe("parseCliArgs", () => {
         "--max-recipients",
         "--crlf-mode",
         "--quiet",
+        "--log-format",
         "--workers",
         "--tls-mode",
         "--tls-port",
@@ -549,6 +555,9 @@ describe("parseCliArgs", () => {
       /--auth-mechanisms: unknown mechanism "DIGEST-MD5", use PLAIN, LOGIN, CRAM-MD5, XOAUTH2/,
     ],
     [["--lmtp=yes"], /does not take an argument/],
+    [["--log-format", "xml"], /^--log-format must be one of text, json, got "xml"$/],
+    [["--log-format="], /^--log-format must be one of text, json, got ""$/],
+    [["--log-format"], /argument missing/],
     [["--no-chunking=1"], /does not take an argument/],
     [["--no-dsn", "x"], /Unexpected argument 'x'/],
     [["--chunking"], /Unknown option '--chunking'/],
@@ -709,7 +718,7 @@ for (const transport of TRANSPORTS) {
             const reply = await client.expect(451);
             assert.match(reply.raw, /^451 4\.3\.0 /);
             assert.deepEqual(files(dir, "tmp"), []);
-            assert.match(stderr.text, /\[ERROR\] message [0-9A-F]{12} not stored: /);
+            assert.match(stderr.text, /\[ERROR\] \[\w{12}\] message [0-9A-F]{12} not stored: /);
             assert.equal(stdout.messageLines().length, 0);
             // The session goes on; once new/ is back, the retry is stored.
             rmSync(join(dir, "new"));
@@ -1022,9 +1031,9 @@ for (const transport of TRANSPORTS) {
             "via PLAIN: ESMTPSA",
             "via XOAUTH2: ESMTPSA",
           ]);
-          assert.match(stderr.text, /\[WARN\] AUTH PLAIN failed for "alice" from 127\.0\.0\.1\n/);
-          assert.match(stderr.text, /\[WARN\] AUTH LOGIN failed for "mallory" from 127\.0\.0\.1\n/);
-          assert.match(stderr.text, /\[WARN\] AUTH CRAM-MD5 failed for "alice" from 127\.0\.0\.1\n/);
+          assert.match(stderr.text, /\[WARN\] \[\w{12}\] AUTH PLAIN failed for "alice" from 127\.0\.0\.1\n/);
+          assert.match(stderr.text, /\[WARN\] \[\w{12}\] AUTH LOGIN failed for "mallory" from 127\.0\.0\.1\n/);
+          assert.match(stderr.text, /\[WARN\] \[\w{12}\] AUTH CRAM-MD5 failed for "alice" from 127\.0\.0\.1\n/);
           for (const text of [stdout.text, stderr.text]) {
             assert.ok(!text.includes(PASSWORD) && !text.includes(WRONG_PASSWORD), `no password printed: ${text}`);
           }
@@ -1293,7 +1302,7 @@ for (const transport of TRANSPORTS) {
             await Promise.all(slow!.deliveries);
             assert.deepEqual(files(dir, "new"), [], "a message the client was told to retry is not kept");
             assert.deepEqual(files(dir, "tmp"), []);
-            assert.match(stderr.text, /\[ERROR\] message [0-9A-F]{12} not stored: /);
+            assert.match(stderr.text, /\[ERROR\] \[\w{12}\] message [0-9A-F]{12} not stored: /);
           },
           (dir) => slow = new SlowMaildir(dir, 1500),
         );
@@ -1589,17 +1598,23 @@ describe(`CLI as a ${runtime} child process`, () => {
       } finally {
         client.close();
       }
-      await until(() => LINE.test(cli.stdout.split("\n")[1] ?? ""), "the message line");
+      // The report (here the listening line alone), the hint, then one line per message.
+      await until(() => LINE.test(cli.stdout.split("\n")[2] ?? ""), "the message line");
+      assert.equal(cli.stdout.split("\n")[1], "Press Ctrl-C to stop.");
       const [name] = files(dir, "new");
       assert.ok(name, "a file in new/");
       assert.match(
-        cli.stdout.split("\n")[1],
+        cli.stdout.split("\n")[2],
         new RegExp(` <child@example\\.com> -> <r@example\\.com> 22 bytes .*${name}$`),
       );
       assert.deepEqual(splitStored(join(dir, "new", name)).data, bytes("Subject: child\r\n\r\nhi\r\n"));
       cli.signal("SIGTERM");
       assert.deepEqual(await cli.exit(), { code: 0, signal: null }, `stderr ${JSON.stringify(cli.stderr)}`);
       assert.match(cli.stderr, /SIGTERM received, stopping/);
+      assert.match(
+        cli.stdout.split("\n").at(-2)!,
+        /^midi-smtp-server stopped after \d+s: 1 message stored, 1 connection, 0 refused, 0 error replies$/,
+      );
     } finally {
       await cli.kill();
       rmSync(dir, { recursive: true, force: true });
@@ -1895,6 +1910,189 @@ describe(`CLI as a ${runtime} child process`, () => {
         cli.signal("SIGTERM");
         assert.deepEqual(await cli.exit(), { code: 0, signal: null }, `stderr ${JSON.stringify(cli.stderr)}`);
         assert.ok(!existsSync(socket), "the socket file is removed on stop");
+      } finally {
+        await cli.kill();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it(
+    "the hint follows the whole start-up report; on SIGTERM a final line counts messages stored, sessions, " +
+      "clients refused and error replies",
+    CHILD_TEST_OPTIONS,
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "midi-cli-child-"));
+      const [mail, envelopes] = [join(dir, "mail"), join(dir, "envelopes")];
+      const cli = new Cli(
+        ["--ports", "0", "--maildir", mail, "--envelope-dir", envelopes, "--quiet", "--max-connections-per-ip", "1"],
+      );
+      try {
+        await until(() => /^Press Ctrl-C/m.test(cli.stdout) || cli.child.exitCode !== null, "the hint", 20_000);
+        const lines = cli.stdout.split("\n");
+        assert.match(lines[0], /^midi-smtp-server listening on /);
+        assert.deepEqual(lines.slice(1), [
+          `Envelopes: one JSON file per message in ${envelopes}`,
+          "Press Ctrl-C to stop.",
+          "",
+        ]);
+        const port = Number(/listening on 127\.0\.0\.1:(\d+) /.exec(lines[0])![1]);
+        const client = await ehloClient(port);
+        try {
+          for (const subject of ["one", "two"]) {
+            await client.send(`MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nSubject: ${subject}\r\n\r\nhi\r\n.\r\n`);
+            for (const code of [250, 250, 354, 250]) await client.expect(code);
+          }
+          assert.equal((await client.command("BOGUS")).code, 500);
+          // A second connection from the same address while the first is open: refused before a session.
+          const refused = await RawClient.connect(port);
+          try {
+            await refused.expect(421);
+          } finally {
+            refused.close();
+          }
+          await client.command("QUIT");
+        } finally {
+          client.close();
+        }
+        assert.equal(files(mail, "new").length, 2);
+        cli.signal("SIGTERM");
+        const exit = await cli.exit();
+        assert.deepEqual(exit, { code: 0, signal: null }, ending(cli, exit));
+        assert.match(
+          cli.stdout.split("\n").at(-2)!,
+          /^midi-smtp-server stopped after \d+s: 2 messages stored, 1 connection, 1 refused, 1 error reply$/,
+        );
+        assert.equal(cli.stdout.split("\n").length, 5, "the report, the hint and the final line: --quiet");
+      } finally {
+        await cli.kill();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it(
+    "--log-format json: log lines (with and without a session) and the message line are JSON objects",
+    CHILD_TEST_OPTIONS,
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "midi-cli-child-"));
+      const cli = new Cli([
+        ...["--ports", "0", "--maildir", dir, "--log-format", "json", "--max-connections-per-ip", "1"],
+        ...["--auth-mode", "AUTH_OPTIONAL", "--allow-insecure-auth", "--auth-user", "alice:s3cret"],
+      ]);
+      const json = (text: string) => text.split("\n").filter((line) => line.startsWith("{")).map((l) => JSON.parse(l));
+      try {
+        await until(() => /^Press Ctrl-C/m.test(cli.stdout) || cli.child.exitCode !== null, "the hint", 20_000);
+        const port = Number(/listening on 127\.0\.0\.1:(\d+) /.exec(cli.stdout)?.[1]);
+        assert.ok(port > 0, ending(cli, { code: cli.child.exitCode, signal: null }));
+        const client = await ehloClient(port);
+        try {
+          const wrong = Buffer.from("\0alice\0wrong").toString("base64");
+          assert.equal((await client.command(`AUTH PLAIN ${wrong}`)).code, 535);
+          const refused = await RawClient.connect(port);
+          try {
+            await refused.expect(421);
+          } finally {
+            refused.close();
+          }
+          await client.send("MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n");
+          for (const code of [250, 250, 354]) await client.expect(code);
+          await client.send("Subject: json\r\n\r\nhi\r\n.\r\n");
+          await client.expect(250);
+          await client.command("QUIT");
+        } finally {
+          client.close();
+        }
+        await until(() => json(cli.stdout).length === 1, "the message line");
+        cli.signal("SIGTERM");
+        const exit = await cli.exit();
+        assert.deepEqual(exit, { code: 0, signal: null }, ending(cli, exit));
+        // Every stderr line is a JSON object, but the program's own (signal, stop).
+        const stderr = cli.stderr.split("\n").filter((line) => line !== "" && !line.startsWith("midi-smtp-server: "));
+        const logs = stderr.map((line) => JSON.parse(line));
+        const time = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
+        const auth = logs.find((l) => /^AUTH PLAIN failed/.test(l.msg));
+        assert.ok(auth, cli.stderr);
+        assert.deepEqual(Object.keys(auth), ["time", "level", "sessionId", "msg", "remoteIp"]);
+        assert.match(auth.time, time);
+        assert.match(auth.sessionId, /^[0-9A-HJKMNP-TV-Z]{12}$/);
+        assert.deepEqual([auth.level, auth.msg, auth.remoteIp], [
+          "warn",
+          'AUTH PLAIN failed for "alice" from 127.0.0.1',
+          "127.0.0.1",
+        ]);
+        const refusal = logs.find((l) => /^refused /.test(l.msg));
+        assert.ok(refusal, cli.stderr);
+        assert.deepEqual(Object.keys(refusal), ["time", "level", "msg"], "outside a session: no sessionId");
+        assert.deepEqual([refusal.level, refusal.msg], ["warn", "refused 127.0.0.1: maxConnectionsPerIp (1) reached"]);
+        const [message] = json(cli.stdout);
+        assert.deepEqual(Object.keys(message), ["time", "level", "event", "sessionId", "from", "to", "size", "file"]);
+        assert.match(message.time, time);
+        const [name] = files(dir, "new");
+        assert.deepEqual({ ...message, time: "" }, {
+          time: "",
+          level: "info",
+          event: "message",
+          sessionId: auth.sessionId, // the same session
+          from: "a@x",
+          to: ["b@y"],
+          size: 21,
+          file: join(dir, "new", name),
+        });
+        // The report, the hint and the final line stay text.
+        assert.match(cli.stdout, /^Press Ctrl-C to stop\.$/m);
+        assert.match(cli.stdout, /^midi-smtp-server stopped after \d+s: 1 message stored, 1 connection, 1 refused, /m);
+      } finally {
+        await cli.kill();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it("a bad --log-format: exit 2 with a clear message", CHILD_TEST_OPTIONS, async () => {
+    const bad = new Cli(["--log-format", "yaml"]);
+    try {
+      assert.equal((await bad.exit()).code, 2);
+      assert.match(bad.stderr, /^midi-smtp-server: --log-format must be one of text, json, got "yaml"$/m);
+      assert.equal(bad.stdout, "");
+    } finally {
+      await bad.kill();
+    }
+  });
+
+  it(
+    "--workers 2: one hint from the supervisor; on SIGTERM each worker prints its counts, then the supervisor",
+    CHILD_TEST_OPTIONS,
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "midi-cli-child-"));
+      const port = await freePort();
+      const cli = new Cli(["--workers", "2", "--ports", String(port), "--maildir", dir, "--quiet"]);
+      try {
+        await until(() => /^Press Ctrl-C/m.test(cli.stdout) || cli.child.exitCode !== null, "the hint", 25_000);
+        assert.equal(cli.stdout.match(/^Press Ctrl-C to stop\.$/gm)?.length, 1, cli.stdout);
+        assert.match(cli.stdout, /^Workers: 2 processes .*\nPress Ctrl-C to stop\.\n$/m);
+        for (const subject of ["w1", "w2", "w3"]) {
+          const client = await ehloClient(port);
+          try {
+            await client.send(`MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\nSubject: ${subject}\r\n\r\nhi\r\n.\r\n`);
+            for (const code of [250, 250, 354, 250]) await client.expect(code);
+            await client.command("QUIT");
+          } finally {
+            client.close();
+          }
+        }
+        cli.signal("SIGTERM");
+        const exit = await cli.exit(25_000);
+        assert.deepEqual(exit, { code: 0, signal: null }, ending(cli, exit));
+        const lines = cli.stdout.split("\n");
+        const workers = lines.map((line) =>
+          /^midi-smtp-server worker ([12]) stopped after \d+s: (\d+) messages? stored, (\d+) connections?, 0 refused, 0 error replies$/
+            .exec(line)
+        ).filter((m) => m !== null);
+        assert.deepEqual(workers.map((m) => m[1]).sort(), ["1", "2"], cli.stdout);
+        assert.equal(workers.reduce((sum, m) => sum + Number(m[2]), 0), 3, "every message counted once");
+        assert.equal(workers.reduce((sum, m) => sum + Number(m[3]), 0), 3, "every connection counted once");
+        assert.match(lines.at(-2)!, /^midi-smtp-server stopped after \d+s: 2 workers, counts above$/);
       } finally {
         await cli.kill();
         rmSync(dir, { recursive: true, force: true });

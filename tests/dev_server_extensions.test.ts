@@ -417,7 +417,10 @@ for (const transport of TRANSPORTS) {
           }
           assert.deepEqual(stored(maildir), [], "no message without its envelope: the retry would duplicate it");
           assert.deepEqual(readdirSync(join(maildir, "tmp")), []);
-          assert.match(stderr.text, /\[ERROR\] message [0-9A-F]{12} not stored: envelope file not written: /);
+          assert.match(
+            stderr.text,
+            /\[ERROR\] \[\w{12}\] message [0-9A-F]{12} not stored: envelope file not written: /,
+          );
         });
       },
     );

@@ -6,7 +6,7 @@
  */
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import * as tls from "node:tls";
+import type * as tls from "node:tls";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { SMTP_CHANNELS, Smtpd535Exception, Smtpd550Exception } from "../mod.ts";
 import { RawClient, startServer, TRANSPORTS } from "./helpers.ts";
@@ -106,6 +106,7 @@ for (const transport of TRANSPORTS) {
         "command EHLO",
         "reply 250",
         "command STARTTLS",
+        "reply 220",
         "tls STARTTLS true",
         "command EHLO",
         "reply 250",
@@ -177,3 +178,162 @@ describe("session ids and channels", () => {
     }
   });
 });
+
+/** Collects the refusal channel's events while `body` runs; waits up to 2 s for `count` of them. */
+async function refusalsDuring(count: number, body: () => Promise<void>): Promise<Record<string, unknown>[]> {
+  const events: Record<string, unknown>[] = [];
+  const handler = (event: unknown) => void events.push(event as Record<string, unknown>);
+  subscribe(SMTP_CHANNELS.refusal, handler);
+  try {
+    await body();
+    for (let i = 0; i < 100 && events.length < count; i++) await new Promise((r) => setTimeout(r, 20));
+  } finally {
+    unsubscribe(SMTP_CHANNELS.refusal, handler);
+  }
+  return events;
+}
+
+/** An event's fields without its time, which is checked on its own. */
+function withoutTime(event: Record<string, unknown>): Record<string, unknown> {
+  assert.ok(typeof event.time === "number" && Math.abs(event.time - Date.now()) < 10_000, `time ${event.time}`);
+  const { time: _, ...rest } = event;
+  return rest;
+}
+
+for (const transport of TRANSPORTS) {
+  describe(`refusal events before a session (${transport.name} transport)`, () => {
+    it("maxConnections and per-client limits: 421, with the client and the reason", TEST, async () => {
+      for (
+        const [options, reason] of [
+          [{ maxConnections: 1, maxProcessings: 1 }, "maxConnections (1) reached"],
+          [{ maxConnectionsPerIp: 1 }, "maxConnectionsPerIp (1) reached"],
+        ] as const
+      ) {
+        const srv = await startServer(transport, options);
+        try {
+          const events = await refusalsDuring(1, async () => {
+            const first = await RawClient.connect(srv.port);
+            try {
+              await first.expect(220);
+              const second = await RawClient.connect(srv.port);
+              await second.expect(421);
+              await second.waitClosed();
+              second.close();
+            } finally {
+              first.close();
+            }
+          });
+          assert.deepEqual(events.map(withoutTime), [{ remoteIp: "127.0.0.1", code: 421, reason }]);
+        } finally {
+          await srv.close();
+        }
+      }
+    });
+
+    it("no slot within queueTimeout: 421", TEST, async () => {
+      const srv = await startServer(transport, { maxProcessings: 1, queueTimeout: 0.2 });
+      try {
+        const events = await refusalsDuring(1, async () => {
+          const first = await RawClient.connect(srv.port);
+          try {
+            await first.expect(220);
+            const second = await RawClient.connect(srv.port);
+            await second.expect(421);
+            second.close();
+          } finally {
+            first.close();
+          }
+        });
+        assert.deepEqual(events.map(withoutTime), [
+          { remoteIp: "127.0.0.1", code: 421, reason: "no free slot within queueTimeout" },
+        ]);
+      } finally {
+        await srv.close();
+      }
+    });
+
+    it("PROXY: an untrusted source and a malformed header are closed without a reply (code 0)", TEST, async () => {
+      const untrusted = await startServer(transport, { proxyExtension: true, proxyTrustedSources: ["10.0.0.0/8"] });
+      try {
+        const events = await refusalsDuring(1, async () => {
+          const client = await RawClient.connect(untrusted.port);
+          await client.waitClosed();
+          client.close();
+        });
+        assert.deepEqual(events.map(withoutTime), [
+          { remoteIp: "127.0.0.1", code: 0, reason: "PROXY header expected from an untrusted source" },
+        ]);
+      } finally {
+        await untrusted.close();
+      }
+      const trusted = await startServer(transport, { proxyExtension: true });
+      try {
+        const events = await refusalsDuring(1, async () => {
+          // A health check that connects and leaves was not refused: no event.
+          const check = await RawClient.connect(trusted.port);
+          check.close();
+          for (let i = 0; i < 100 && trusted.server.connections() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+          const client = await RawClient.connect(trusted.port);
+          await client.send("GARBAGE\r\n");
+          await client.waitClosed();
+          client.close();
+        });
+        assert.equal(events.length, 1, JSON.stringify(events));
+        const { remoteIp, code, reason } = withoutTime(events[0]);
+        assert.deepEqual([remoteIp, code], ["127.0.0.1", 0]);
+        assert.match(String(reason), /^no valid PROXY header: /);
+      } finally {
+        await trusted.close();
+      }
+    });
+
+    it("before an implicit-TLS handshake: closed without a reply (code 0)", TEST, async () => {
+      const srv = await startServer(transport, { tlsPorts: 0, maxConnections: 1, maxProcessings: 1 });
+      try {
+        const tlsPort = Number(/:(\d+)$/.exec(srv.server.tlsAddresses[0])![1]);
+        const events = await refusalsDuring(1, async () => {
+          const first = await RawClient.connect(srv.port);
+          try {
+            await first.expect(220);
+            const second = await RawClient.connect(tlsPort);
+            await second.waitClosed();
+            assert.equal(second.pending, "", "no plaintext reply before the handshake");
+            second.close();
+          } finally {
+            first.close();
+          }
+        });
+        assert.deepEqual(events.map(withoutTime), [
+          { remoteIp: "127.0.0.1", code: 0, reason: "maxConnections (1) reached" },
+        ]);
+      } finally {
+        await srv.close();
+      }
+    });
+
+    it("a per-client limit met inside a session is no refusal event: its reply is one", TEST, async () => {
+      const srv = await startServer(transport, { maxMessageRatePerIp: 1 });
+      try {
+        const events = await refusalsDuring(0, async () => {
+          const client = await RawClient.connect(srv.port);
+          await client.expect(220);
+          for (
+            const [line, code] of [
+              ["EHLO client.example", 250],
+              ["MAIL FROM:<a@example.com>", 250],
+              ["RSET", 250],
+              ["MAIL FROM:<a@example.com>", 450],
+              ["QUIT", 221],
+            ] as const
+          ) {
+            assert.equal((await client.command(line)).code, code, line);
+          }
+          client.close();
+        });
+        assert.deepEqual(events, []);
+      } finally {
+        await srv.close();
+      }
+    });
+  });
+}

@@ -231,6 +231,7 @@ describe(`examples/opentelemetry.ts on ${runtime}`, () => {
       assert.deepEqual(meters.sums("smtp.server.replies"), {
         [key({ "smtp.command": "", "smtp.reply.code": 220 })]: 1, // the greeting
         [key({ "smtp.command": "EHLO", "smtp.reply.code": 250 })]: 2,
+        [key({ "smtp.command": "STARTTLS", "smtp.reply.code": 220 })]: 1,
         [key({ "smtp.command": "AUTH", "smtp.reply.code": 535 })]: 1,
         [key({ "smtp.command": "MAIL", "smtp.reply.code": 250 })]: 1,
         [key({ "smtp.command": "RCPT", "smtp.reply.code": 550 })]: 1, // the refused recipient
@@ -306,6 +307,7 @@ describe(`examples/opentelemetry.ts on ${runtime}`, () => {
         "command EHLO",
         "reply 250",
         "command STARTTLS",
+        "reply 220",
         "tls STARTTLS ok",
         "command EHLO",
         "reply 250",

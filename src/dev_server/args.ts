@@ -11,6 +11,7 @@ import { AUTH_MODES, type AuthMode, CRLF_MODES, type CrlfMode, TLS_MODES, type T
 import { CidrList } from "../cidr.ts";
 import { CliError } from "./cli_error.ts";
 import { checkConfig } from "./config.ts";
+import { LOG_FORMATS, type LogFormat } from "./log_format.ts";
 import {
   authMechanismList,
   authUser,
@@ -48,6 +49,8 @@ Options:
   --max-recipients N    recipients per message (default 100)
   --crlf-mode MODE      CRLF_ENSURE (default), CRLF_LEAVE or CRLF_STRICT
   -q, --quiet           do not print a line per message
+  --log-format FORMAT   text (default) or json: log lines and the lines per message as
+                        one JSON object per line
   --workers N           run N worker processes on the same ports under one supervisor,
                         which restarts one that dies (default: one process, no
                         supervisor); the ports must not be 0
@@ -112,9 +115,10 @@ A message is acknowledged (250) only once its file is durably in DIR/new/
 (and its envelope file, if any, is written); if it cannot be stored the
 client gets 451 and may retry. SIGINT or SIGTERM stops the server
 gracefully: no new connections, and messages in progress are received and
-stored first (for up to 30 s); a second signal exits at once. With TLS on,
-the SHA-256 fingerprint of the certificate (given or self-signed) is printed
-once listening. Passwords are never printed.
+stored first (for up to 30 s); a second signal exits at once, and a stop
+prints how long the server ran, with its counts. With TLS on, the SHA-256
+fingerprint of the certificate (given or self-signed) is printed once
+listening. Passwords are never printed.
 
 Exit status: 0 on success or after a signal, 1 if the server cannot start
 (within 30 s) or a stop left a delivery unfinished, 2 on a bad option. A
@@ -137,6 +141,8 @@ export interface DevServerConfig {
   crlfMode: CrlfMode;
   /** No line per message. */
   quiet: boolean;
+  /** How log lines and the lines per message look: `"text"` or `"json"` (one object per line). */
+  logFormat: LogFormat;
   /** Worker processes sharing the ports under one supervisor; `0` for one process without a supervisor. */
   workers: number;
   /** Open connections at most (`null`: no limit). */
@@ -210,6 +216,7 @@ export const DEFAULT_CONFIG: Readonly<DevServerConfig> = Object.freeze({
   maxRecipients: 100,
   crlfMode: "CRLF_ENSURE",
   quiet: false,
+  logFormat: "text",
   workers: 0,
   // The server's own defaults, spelt out so that --help and tests can show them.
   maxConnections: null,
@@ -254,6 +261,14 @@ function workerCount(value: string): number {
   return count;
 }
 
+/** `--log-format text|json`, any case; the default if the flag was not given. */
+function logFormat(value: string | undefined): LogFormat {
+  if (value === undefined) return DEFAULT_CONFIG.logFormat;
+  const format = LOG_FORMATS.find((name) => name === value.toLowerCase());
+  if (format === undefined) throw new CliError(`--log-format must be one of ${LOG_FORMATS.join(", ")}, got "${value}"`);
+  return format;
+}
+
 /**
  * Parses the command-line arguments (without the program name), checking
  * every value the way the server will; throws {@link CliError} if any is bad.
@@ -279,6 +294,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
         "max-recipients": { type: "string" },
         "crlf-mode": { type: "string" },
         quiet: { type: "boolean", short: "q" },
+        "log-format": { type: "string" },
         workers: { type: "string" },
         "max-connections": { type: "string" },
         "max-processings": { type: "string" },
@@ -327,6 +343,7 @@ export function parseCliArgs(argv: readonly string[]): CliCommand {
     maxRecipients: integer("--max-recipients", values["max-recipients"], DEFAULT_CONFIG.maxRecipients),
     crlfMode: oneOf("--crlf-mode", values["crlf-mode"], CRLF_MODES, DEFAULT_CONFIG.crlfMode),
     quiet: values.quiet ?? false,
+    logFormat: logFormat(values["log-format"]),
     workers: values.workers === undefined ? DEFAULT_CONFIG.workers : workerCount(values.workers),
     maxConnections,
     // A lower --max-connections caps the default: it must not be below --max-processings.

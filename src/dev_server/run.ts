@@ -10,6 +10,7 @@ import { randomBytes } from "node:crypto";
 import { basename } from "node:path";
 import { MidiSmtpServer } from "../server.ts";
 import { Smtpd451Exception, Smtpd535Exception } from "../exceptions.ts";
+import type { SmtpdContext } from "../context.ts";
 import type { Transport } from "../transport/types.ts";
 import type { PemCertificate } from "../options.ts";
 import { loadTransport } from "../transport/detect.ts";
@@ -19,9 +20,11 @@ import { checkConfig, serverOptions } from "./config.ts";
 import { checkCredentials } from "./credentials.ts";
 import { Deadline, DeadlineError, settlesWithin } from "./deadline.ts";
 import { EnvelopeDir, envelopeRecord, type EnvelopeSource } from "./envelope_file.ts";
+import { logLine, type LogLineSession, messageLine } from "./log_format.ts";
 import { Maildir } from "./maildir.ts";
 import { endBySignal, exitDespiteStuckIo, exitProcess, type Signal, SIGNALS } from "./process_exit.ts";
 import { authWarnings, describeServer } from "./startup_report.ts";
+import { DevServerStats } from "./stats.ts";
 import { sanitizeHeaderValue, traceHeaders } from "./trace_headers.ts";
 
 /** Seconds the whole start-up (Maildir, transport, certificate, listening) may take by default. */
@@ -54,6 +57,16 @@ export interface DevServerIo {
 
 /** The deliveries each running dev server has in progress, for {@link stopDevServer}. */
 const deliveries = new WeakMap<MidiSmtpServer, Set<Promise<unknown>>>();
+/** What each dev server counted, for the line printed when it stops. */
+const counts = new WeakMap<MidiSmtpServer, DevServerStats>();
+
+/** The counts of a server made by {@link runDevServer} (`undefined` for any other server). */
+export function devServerStats(server: MidiSmtpServer): DevServerStats | undefined {
+  return counts.get(server);
+}
+
+/** The line after the start-up report (the program's and the supervisor's, not runDevServer's: it stops nothing). */
+export const STOP_HINT = "Press Ctrl-C to stop.";
 
 /**
  * Starts the dev server: creates the Maildir, listens, and stores every
@@ -97,6 +110,8 @@ export async function runDevServer(config: DevServerConfig, io: DevServerIo = {}
     // Given up on, but up after all: nobody will use it.
     () => void server.stop({ gracefully: false, waitSecondsBeforeClose: 0 }),
   );
+  // The run time on the final line counts from here: that is when the user was told it listens.
+  counts.get(server)!.startedAt = Date.now();
   if (io.report === false) return server;
   const where = server.addresses.join(", ");
   write(
@@ -170,9 +185,9 @@ function write(stream: { write(text: string): unknown }, text: string): void {
   }
 }
 
-/** `2026-11-28T10:00:00Z`: ISO 8601 in UTC, whole seconds. */
-function timestamp(date = new Date()): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, "Z");
+/** What a log line tells of the session of `ctx` (none for lines outside a session). */
+function sessionOf(ctx: SmtpdContext | null): LogLineSession | null {
+  return ctx ? { sessionId: ctx.sessionId, remoteIp: ctx.server.remoteIp } : null;
 }
 
 /** What {@link devServer} is wired to. */
@@ -195,21 +210,27 @@ function devServer(config: DevServerConfig, parts: DevServerParts): MidiSmtpServ
   const { stdout, stderr, transport, maildir, envelopes, tlsCertificate } = parts;
   const passwords = new Map(config.authUsers.map(({ user, password }) => [user, password]));
   const inProgress = new Set<Promise<unknown>>();
+  const stats = new DevServerStats();
+  const format = config.logFormat;
   const server = new MidiSmtpServer({
     ...serverOptions(config),
     ...(tlsCertificate ? { tlsCert: tlsCertificate.cert, tlsKey: tlsCertificate.key } : {}),
     transport,
-    onLoggingEvent(_ctx, severity, msg) {
-      write(stderr, `${timestamp()} [${severity.toUpperCase()}] ${msg}\n`);
+    onLoggingEvent(ctx, severity, msg) {
+      write(stderr, logLine(format, severity, msg, sessionOf(ctx)));
+    },
+    onConnectEvent() {
+      stats.connections++;
+    },
+    onDisconnectEvent(ctx) {
+      stats.errorReplies += ctx.server.exceptions;
     },
     onAuthEvent(ctx, authorizationId, authenticationId, _authentication, credentials) {
       if (checkCredentials(passwords, authorizationId, authenticationId, credentials)) return;
       // The user name is client-given (sanitised); the password is never printed.
       const user = sanitizeHeaderValue(authenticationId, { utf8: true });
-      write(
-        stderr,
-        `${timestamp()} [WARN] AUTH ${credentials.mechanism} failed for "${user}" from ${clientName(ctx.server)}\n`,
-      );
+      const msg = `AUTH ${credentials.mechanism} failed for "${user}" from ${clientName(ctx.server)}`;
+      write(stderr, logLine(format, "warn", msg, sessionOf(ctx)));
       throw new Smtpd535Exception();
     },
     async onMessageDataEvent(ctx) {
@@ -248,20 +269,25 @@ function devServer(config: DevServerConfig, parts: DevServerParts): MidiSmtpServ
         path = await delivery;
       } catch (err) {
         const reason = err instanceof Error ? err.message : String(err);
-        write(stderr, `${timestamp()} [ERROR] message ${id} not stored: ${reason}\n`);
+        write(stderr, logLine(format, "error", `message ${id} not stored: ${reason}`, sessionOf(ctx)));
         throw new Smtpd451Exception(`message ${id} not stored: ${reason}`);
       } finally {
         inProgress.delete(delivery);
       }
+      stats.messages++;
       if (!config.quiet) {
-        // Addresses are client-given: sanitised so they cannot drive the terminal.
+        // Addresses are client-given: sanitised so they cannot drive the terminal (JSON escapes them instead).
         const clean = (address: string) => sanitizeHeaderValue(address, { utf8: true });
-        const to = envelope.to.map(clean).join(",");
-        write(stdout, `${timestamp()} ${clean(envelope.from)} -> ${to} ${message.bytesize} bytes ${path}\n`);
+        const { from, to } = envelope;
+        write(
+          stdout,
+          messageLine(format, { sessionId: ctx.sessionId, from, to, size: message.bytesize, file: path }, clean),
+        );
       }
     },
   });
   deliveries.set(server, inProgress);
+  counts.set(server, stats);
   return server;
 }
 
@@ -294,6 +320,7 @@ export async function runCli(argv: readonly string[], io: DevServerIo = {}): Pro
 
   // Signal handlers go in before the server starts: whoever reads the
   // "listening on" line may signal at once, and must not kill us unhandled.
+  const stdout = io.stdout ?? process.stdout;
   let server: MidiSmtpServer | undefined;
   let stopping = false;
   const stop = (signal: Signal) => {
@@ -307,7 +334,7 @@ export async function runCli(argv: readonly string[], io: DevServerIo = {}): Pro
     const busy = deliveriesInProgress(server);
     const waiting = busy > 0 ? `, waiting up to ${STOP_TIMEOUT_SECONDS} s for ${deliveryCount(busy)} in progress` : "";
     process.stderr.write(`midi-smtp-server: ${signal} received, stopping${waiting}\n`);
-    stopAndExit(server);
+    stopAndExit(server, stdout);
   };
   for (const signal of SIGNALS) {
     try {
@@ -324,10 +351,17 @@ export async function runCli(argv: readonly string[], io: DevServerIo = {}): Pro
     if (err instanceof DeadlineError) exitDespiteStuckIo(1);
     exitProcess(1);
   }
+  // This process runs this one server: the process-wide refusal channel is its own.
+  devServerStats(server)!.countRefusals();
+  if (io.report !== false) write(stdout, `${STOP_HINT}\n`);
 }
 
-/** Stops gracefully (messages in progress are stored first), then exits 0, or 1 if a delivery was cut off. */
-function stopAndExit(server: MidiSmtpServer): void {
+/**
+ * Stops gracefully (messages in progress are stored first), prints the final
+ * line with the counts, then exits 0, or 1 if a delivery was cut off.
+ */
+function stopAndExit(server: MidiSmtpServer, stdout: { write(text: string): unknown }): void {
+  const finalLine = () => write(stdout, `midi-smtp-server ${devServerStats(server)!.summary()}\n`);
   // stopDevServer() is bounded; this is in case a transport never settles a close.
   const hardStop = setTimeout(() => {
     process.stderr.write("midi-smtp-server: the stop did not finish in time, exiting\n");
@@ -336,6 +370,7 @@ function stopAndExit(server: MidiSmtpServer): void {
   stopDevServer(server).then(
     (finished) => {
       clearTimeout(hardStop);
+      finalLine();
       if (finished) exitProcess(0);
       const left = deliveryCount(deliveriesInProgress(server));
       process.stderr.write(`midi-smtp-server: stopped with ${left} unfinished after ${STOP_TIMEOUT_SECONDS} s\n`);
@@ -343,6 +378,8 @@ function stopAndExit(server: MidiSmtpServer): void {
       exitDespiteStuckIo(1);
     },
     (err) => {
+      clearTimeout(hardStop);
+      finalLine();
       process.stderr.write(`midi-smtp-server: stop failed: ${err instanceof Error ? err.message : String(err)}\n`);
       exitProcess(1);
     },

@@ -5,6 +5,11 @@
  * same Maildir (its file names carry the pid, so they stay unique across
  * processes) and prints its own line per message.
  *
+ * When they stop, each worker prints its own final line with its counts
+ * (`midi-smtp-server worker 2 stopped after ...`), and the supervisor one for
+ * the whole: the workers have no channel to report counts to it (the IPC
+ * channel of `runWorkers` is its own), and a line each tells as much.
+ *
  * With TLS on and no `--tls-cert`, the supervisor makes the self-signed
  * certificate and hands it to every worker (in an environment variable only
  * they get), so that all of them present the one fingerprint it prints.
@@ -22,8 +27,17 @@ import type { WorkerSupervisor } from "../workers/types.ts";
 import type { DevServerConfig } from "./args.ts";
 import { serverOptions } from "./config.ts";
 import { exitProcess } from "./process_exit.ts";
-import { type DevServerIo, runDevServer, START_TIMEOUT_SECONDS, STOP_TIMEOUT_SECONDS, stopDevServer } from "./run.ts";
+import {
+  type DevServerIo,
+  devServerStats,
+  runDevServer,
+  START_TIMEOUT_SECONDS,
+  STOP_HINT,
+  STOP_TIMEOUT_SECONDS,
+  stopDevServer,
+} from "./run.ts";
 import { authWarnings, describeServer, describeWorkers } from "./startup_report.ts";
+import { formatUptime } from "./stats.ts";
 
 /** Where the supervisor puts the self-signed certificate for its workers (JSON `{ cert, key }`). */
 export const CERTIFICATE_ENV = "MIDI_SMTP_SERVER_DEV_TLS";
@@ -50,15 +64,34 @@ export async function runDevServerWorkers(config: DevServerConfig, io: DevServer
       startTimeout: (io.startTimeout ?? START_TIMEOUT_SECONDS) + KILL_MARGIN_SECONDS,
       env: certificate ? { [CERTIFICATE_ENV]: JSON.stringify({ cert: certificate.cert, key: certificate.key }) } : {},
       log: (line) => write(stderr, `midi-smtp-server: ${line}\n`),
-      start: () => runDevServer(config, { ...io, report: false, tlsCertificate: certificate }),
-      stop: (server) => stopDevServer(server),
+      start: async () => {
+        const server = await runDevServer(config, { ...io, report: false, tlsCertificate: certificate });
+        // A worker process runs this one server: the process-wide refusal channel is its own.
+        devServerStats(server)?.countRefusals();
+        return server;
+      },
+      stop: async (server, worker) => {
+        const finished = await stopDevServer(server);
+        const stats = devServerStats(server);
+        if (stats) write(io.stdout ?? process.stdout, `midi-smtp-server worker ${worker.id} ${stats.summary()}\n`);
+        return finished;
+      },
     });
   } catch (err) {
     // Only the supervisor gets here: a worker that cannot start says so and exits by itself.
     write(stderr, `midi-smtp-server: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
     exitProcess(1);
   }
-  if (pool.role === "supervisor") await report(config, io, pool);
+  if (pool.role !== "supervisor") return;
+  await report(config, io, pool);
+  const stdout = io.stdout ?? process.stdout;
+  write(stdout, `${STOP_HINT}\n`);
+  const since = Date.now();
+  // Registered before any signal: runs before runWorkers' own handler exits the process on the same promise.
+  void pool.stopped.then(() => {
+    const workers = `${config.workers} worker${config.workers === 1 ? "" : "s"}`;
+    write(stdout, `midi-smtp-server stopped after ${formatUptime(Date.now() - since)}: ${workers}, counts above\n`);
+  });
 }
 
 /** The start-up report, as a single dev server prints it, plus the line about the workers. */
