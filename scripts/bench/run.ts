@@ -11,8 +11,8 @@
  *   --write            also replace the results section of BENCHMARKS.md
  *   --ref REF          measure a git ref (e.g. HEAD) instead of the working tree
  *   --targets a,b      only these targets (ours-deno, ours-bun, ours-node, ours-*-proxy (w1, w1-conn only),
- *                      ours-*-stream (w2 only), ours-deno-semi16 (w3 only), ours-deno-stream-semi16 (w2 only),
- *                      postfix-smtp-sink (where installed), smtp-server-node)
+ *                      ours-*-workers2 (w3 only), ours-*-stream (w2 only), ours-deno-semi16 (w3 only),
+ *                      ours-deno-stream-semi16 (w2 only), postfix-smtp-sink (where installed), smtp-server-node)
  *   --workloads a,b    only these workloads (w1, w1-conn, w2, w2-bdat, w2-bdat64k, w3); the BDAT ones
  *                      (w2-bdat*) run on the targets that offer CHUNKING (ours) and are compared with w2
  *   --idle N           idle connections for the memory test; 0 skips it [5000]
@@ -23,6 +23,12 @@
  * them a PROXY v2 header first on every connection. Each is measured right
  * next to its plain twin in every round, and the report has a table of the
  * ratios between the two (msgs/s and server CPU per message).
+ *
+ * `ours-*-workers2` run ours in two worker processes (`runWorkers`: a
+ * supervisor and two workers on one port; SO_REUSEPORT on Deno, Bun and
+ * Node >= 22.12, `node:cluster` on Node 20), each measured right next to its
+ * one-process twin; their server CPU and peak RSS are summed over the
+ * supervisor and the workers.
  *
  * Steps: copy the library into a temporary directory and build its npm
  * package there (so edits during the run change nothing); then for each

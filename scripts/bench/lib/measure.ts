@@ -9,10 +9,10 @@
  */
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { cpuSeconds, peakRssBytes, rssBytes } from "./proc.ts";
+import { rssBytes, serverCpuSeconds, serverPeakRssBytes, total } from "./proc.ts";
 import { spread } from "./stats.ts";
 import { run, start } from "./spawn.ts";
-import { PROXY_SUFFIX, type RunningTarget, startTarget, type Target, type Toolchain } from "./targets.ts";
+import { type RunningTarget, startTarget, stopTarget, type Target, type Toolchain } from "./targets.ts";
 import type { Library } from "./library.ts";
 import type { Workload } from "./workloads.ts";
 import type { CellResult, IdleResult } from "./report.ts";
@@ -104,16 +104,16 @@ interface Accumulator {
 }
 
 /**
- * The order of the targets in measured round `round`: a `-proxy` target and
- * its plain twin form a pair that is measured back to back, the plain one
- * first in even rounds and second in odd ones; the pairs (and the targets
- * without a twin) rotate by one place per round.
+ * The order of the targets in measured round `round`: a target and its twins
+ * (the `-proxy` and `-workers2` variants name it in `twin`) form a group that
+ * is measured back to back, the plain one first in even rounds and last in
+ * odd ones; the groups (and the targets without a twin) rotate by one place
+ * per round.
  */
 function roundOrder(all: readonly Accumulator[], round: number): Accumulator[] {
   const groups = new Map<string, Accumulator[]>();
   for (const a of all) {
-    const name = a.target.name;
-    const base = a.target.proxy && name.endsWith(PROXY_SUFFIX) ? name.slice(0, -PROXY_SUFFIX.length) : name;
+    const base = a.target.twin ?? a.target.name;
     const group = groups.get(base);
     if (group) group.push(a);
     else groups.set(base, [a]);
@@ -173,8 +173,8 @@ export async function measureWorkload(
       for (const a of roundOrder(all, round)) {
         if (!a.server || a.error) continue;
         try {
-          await measureRun(a, a.server, w, plan, tools, lib);
-          progress(`  run ${round + 1}/${plan.runs} ${a.target.name}: ${a.msgs.at(-1)!.toFixed(1)} msgs/s`);
+          const split = await measureRun(a, a.server, w, plan, tools, lib);
+          progress(`  run ${round + 1}/${plan.runs} ${a.target.name}: ${a.msgs.at(-1)!.toFixed(1)} msgs/s${split}`);
         } catch (err) {
           a.error = (err as Error).message;
         }
@@ -187,12 +187,19 @@ export async function measureWorkload(
         target: a.target.name,
         messages: plan.messages,
         ...(a.target.proxy ? { proxy: a.target.proxy } : {}),
+        ...(a.target.workers ? { workers: a.target.workers } : {}),
       };
       if (!a.server || a.error) {
         results.push({ ...base, ...empty(spread([])), error: a.error ?? "not started" });
         continue;
       }
-      const peak = peakRssBytes(a.server.pid);
+      // A supervisor and its workers: the sum of their peaks (each at its own time).
+      const peaks = serverPeakRssBytes(a.server.pid);
+      const peak = total(peaks);
+      if (peaks.size > 1) {
+        const each = [...peaks.values()].map((b) => (b / 1024 / 1024).toFixed(1)).join(" + ");
+        progress(`  ${a.target.name}: peak RSS ${each} MiB (supervisor + workers)`);
+      }
       let smtpSource;
       // smtp-source cannot send a PROXY header (a -proxy target would wait for one and close the connection),
       // nor BDAT (a workload without an smtp-source twin).
@@ -223,11 +230,17 @@ export async function measureWorkload(
     }
     return results;
   } finally {
-    for (const a of all) await a.server?.child.stop();
+    for (const a of all) if (a.server) await stopTarget(a.server);
   }
 }
 
-/** One measured run of the load generator against `server`, added to `a`. */
+/**
+ * One measured run of the load generator against `server`, added to `a`.
+ * The server's CPU is summed over its processes (a supervisor and its
+ * workers). Returns the CPU seconds of the run for the progress line:
+ * server (for several processes also split, supervisor first), generator
+ * and other processes.
+ */
 async function measureRun(
   a: Accumulator,
   server: RunningTarget,
@@ -235,10 +248,13 @@ async function measureRun(
   plan: CellPlan,
   tools: Toolchain,
   lib: Library,
-): Promise<void> {
-  const cpu0 = cpuSeconds(server.pid);
+): Promise<string> {
+  const before = serverCpuSeconds(server.pid);
   const r = await loadgen(tools, lib, a.target, server.port, w, plan.messages);
-  const cpu = cpuSeconds(server.pid) - cpu0;
+  const after = serverCpuSeconds(server.pid);
+  // A process that started during the run (a restarted worker) counts from 0; one that ended is lost.
+  const each = [...after].map(([pid, s]) => s - (before.get(pid) ?? 0));
+  const cpu = each.reduce((sum, s) => sum + s, 0);
   a.cpu.push(cpu);
   a.msgs.push(r.msgsPerSec);
   a.mb.push(r.mbPerSec);
@@ -247,6 +263,10 @@ async function measureRun(
   a.other.push(Math.max(0, r.machineBusySec - cpu - r.genCpuSec));
   a.failures += r.failures + (r.timedOut ? 1 : 0);
   a.firstFailure ??= r.firstFailure ?? (r.timedOut ? "timed out" : undefined);
+  const split = each.length > 1 ? ` (${each.map((s) => s.toFixed(2)).join(" + ")}: supervisor + workers)` : "";
+  return `; CPU s: server ${cpu.toFixed(2)}${split}, loadgen ${r.genCpuSec.toFixed(2)}, other ${
+    a.other.at(-1)!.toFixed(2)
+  }`;
 }
 
 function empty(none: ReturnType<typeof spread>) {
@@ -309,6 +329,6 @@ export async function measureIdle(
   } finally {
     holder?.process.stdin?.end();
     await holder?.stop();
-    await server.child.stop();
+    await stopTarget(server);
   }
 }

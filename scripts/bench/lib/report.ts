@@ -37,6 +37,8 @@ export interface CellResult {
   readonly messages: number;
   /** The PROXY header version the target was sent on every connection (its twin without PROXY: the name minus `-proxy`). */
   readonly proxy?: ProxyVersion;
+  /** Worker processes the target ran under a supervisor (its one-process twin: the name without `-workersN`). */
+  readonly workers?: number;
   /** Every measured run's msgs/s and server CPU seconds, in round order (for ratios between twins, round by round). */
   readonly perRun?: { readonly msgsPerSec: readonly number[]; readonly serverCpuSec: readonly number[] };
   /** Failures summed over the runs (the warm-up must have none). */
@@ -193,8 +195,9 @@ function legend(): string[] {
   return [
     "Columns: msgs/s = messages accepted per second (median of the runs, min–max); MB/s = message bytes, " +
     "10^6 B/s; vs smtp-server = ratio of the msgs/s medians in this run; server CPU = utime + stime of the " +
-    "server process (all threads) over a run, and that divided by the messages; peak RSS = VmHWM of the server " +
-    "(warm-up and runs; a fresh process per workload); loadgen CPU = the generator's own CPU in the measured " +
+    "server process (all threads; for `-workersN` summed over the supervisor and its workers) over a run, and " +
+    "that divided by the messages; peak RSS = VmHWM of the server (warm-up and runs; a fresh process per " +
+    "workload; for `-workersN` the sum of every process's own peak); loadgen CPU = the generator's own CPU in the measured " +
     "window; other CPU = busy CPU of the whole machine in that window minus server and generator (other " +
     "processes, hypervisor steal: the noise); smtp-source = the same workload driven by Postfix's generator.",
   ];
@@ -257,6 +260,50 @@ function proxyTable(r: BenchReport): string[] {
     "| workload | target | vs | msgs/s plain | msgs/s proxy | msgs/s proxy/plain | server CPU µs/msg plain " +
     "| server CPU µs/msg proxy | CPU/msg proxy/plain |",
     "|---|---|---|--:|--:|--:|--:|--:|--:|",
+    ...rows,
+  ];
+}
+
+/** Each `-workersN` target against its one-process twin, measured back to back in the same rounds. */
+function workersTable(r: BenchReport): string[] {
+  const rows: string[] = [];
+  const cpuPerMsg = (x: CellResult) => (x.serverCpuSec.median / x.messages) * 1e6;
+  for (const w of r.workloads) {
+    const cells = r.cells.filter((c) => c.workload === w.name);
+    for (const c of cells) {
+      if (!c.workers || c.error) continue;
+      const one = cells.find((p) => p.target === c.target.replace(/-workers\d+$/, ""));
+      if (!one || one.error) continue;
+      rows.push(
+        "| " + [
+          w.name,
+          c.target,
+          one.target,
+          num(one.msgsPerSec.median),
+          num(c.msgsPerSec.median),
+          twinRatio(
+            c.msgsPerSec.median,
+            one.msgsPerSec.median,
+            perRound(c.perRun?.msgsPerSec, one.perRun?.msgsPerSec),
+          ),
+          fixed(cpuPerMsg(one), 0),
+          fixed(cpuPerMsg(c), 0),
+          fixed(one.peakRssBytes / MiB, 1),
+          fixed(c.peakRssBytes / MiB, 1),
+        ].join(" | ") + " |",
+      );
+    }
+  }
+  if (rows.length === 0) return [];
+  return [
+    "Worker processes: each `-workersN` target is its one-process twin run by a `runWorkers` supervisor in N worker " +
+    "processes on one port (SO_REUSEPORT; `node:cluster` on Node 20), measured right next to it in every round. CPU " +
+    "and peak RSS are summed over the supervisor and the workers. Ratios are N / 1 of the medians; in brackets the " +
+    "range of the same ratio taken round by round.",
+    "",
+    "| workload | target | vs | msgs/s 1 process | msgs/s workers | msgs/s workers/1 | server CPU µs/msg 1 " +
+    "| server CPU µs/msg workers | peak RSS MiB 1 | peak RSS MiB workers (sum) |",
+    "|---|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ...rows,
   ];
 }
@@ -348,6 +395,7 @@ export function renderMarkdown(r: BenchReport): string {
     ...legend(),
     "",
     ...paragraph(proxyTable(r)),
+    ...paragraph(workersTable(r)),
     ...paragraph(bdatTable(r)),
     ...idleTable(r),
   ].join("\n").trimEnd() + "\n";

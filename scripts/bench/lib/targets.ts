@@ -7,6 +7,13 @@
  * at the start of every connection: next to their plain twin in the list,
  * so the interleaved runs measure the two one right after the other.
  *
+ * `ours-*-workers2` are `ours-*` in two worker processes under a `runWorkers`
+ * supervisor (targets/ours.ts `--workers 2`), on w3 only, measured right
+ * after (or before) their one-process twin in every round. Deno, Bun and
+ * Node >= 22.12 share the port with SO_REUSEPORT; on Node 20 the workers are
+ * `node:cluster` workers, fed by the supervisor in turn. Their CPU and peak
+ * RSS are summed over the supervisor and the workers (lib/proc.ts).
+ *
  * @module
  */
 import { existsSync } from "node:fs";
@@ -14,6 +21,7 @@ import net from "node:net";
 import { join } from "node:path";
 import process from "node:process";
 import { type Child, start } from "./spawn.ts";
+import { processStartTime, serverProcesses } from "./proc.ts";
 import type { Library } from "./library.ts";
 import type { ProxyVersion } from "./proxy.ts";
 
@@ -78,6 +86,10 @@ export interface Target {
    * (and smtp-source, which cannot, is skipped). The report compares it with the target named without `-proxy`.
    */
   readonly proxy?: ProxyVersion;
+  /** It runs this many worker processes under a supervisor (its CPU and memory are summed over all of them). */
+  readonly workers?: number;
+  /** The target it is compared with: the two are measured back to back in every round (see measure.ts). */
+  readonly twin?: string;
 }
 
 /** Postfix's test server (Debian package postfix). */
@@ -120,9 +132,36 @@ function proxyTwin(base: Target, version: ProxyVersion = "v2"): Target {
     chunking: base.chunking,
     onlyWorkloads: PROXY_WORKLOADS,
     proxy: version,
+    twin: base.name,
     command: (t, lib, port) => {
       const { command, args } = base.command(t, lib, port);
       return { command, args: [...args, "--proxy"] };
+    },
+  };
+}
+
+/** The suffix of a worker-process variant's name: `ours-deno-workers2` is `ours-deno` in 2 worker processes. */
+export const WORKERS_SUFFIX = "-workers";
+
+/** Workloads of the worker-process variants: many sessions on kept connections, where a second core can help. */
+const WORKERS_WORKLOADS = ["w3"];
+
+/**
+ * `base` in `workers` worker processes (`--workers N`: a `runWorkers` supervisor and N workers sharing one port),
+ * on a free port picked beforehand: SO_REUSEPORT cannot share port 0, every worker would get a port of its own.
+ */
+function workersTwin(base: Target, workers: number): Target {
+  return {
+    name: `${base.name}${WORKERS_SUFFIX}${workers}`,
+    ours: base.ours,
+    chunking: base.chunking,
+    onlyWorkloads: WORKERS_WORKLOADS,
+    needsPort: true,
+    workers,
+    twin: base.name,
+    command: (t, lib, port) => {
+      const { command, args } = base.command(t, lib, port);
+      return { command, args: [...args, "--workers", String(workers)] };
     },
   };
 }
@@ -144,10 +183,14 @@ export function runsWorkload(target: Target, w: { readonly name: string; readonl
 export const TARGETS: readonly Target[] = [
   OURS_DENO,
   proxyTwin(OURS_DENO),
+  workersTwin(OURS_DENO, 2),
   OURS_BUN,
   proxyTwin(OURS_BUN),
+  workersTwin(OURS_BUN, 2),
   OURS_NODE,
   proxyTwin(OURS_NODE),
+  // Node 20: node:cluster (the supervisor accepts and hands the connections out in turn); Node >= 22.12: SO_REUSEPORT.
+  workersTwin(OURS_NODE, 2),
   // The streaming mode (onMessageDataStreamEvent) on the large-message workload, where it keeps memory flat.
   ...RUNTIMES.map((runtime): Target => ({
     name: `ours-${runtime}-stream`,
@@ -226,8 +269,57 @@ export async function startTarget(target: Target, tools: Toolchain, lib: Library
     if (!Number.isInteger(listening) || listening <= 0) throw new Error(`${target.name}: bad READY line ${line}`);
     return { child, pid: child.process.pid!, port: listening };
   } catch (err) {
-    await child.stop();
+    await stopChild(child);
     throw err;
+  }
+}
+
+/** Stops a running target and every process of it (see {@link stopChild}). */
+export function stopTarget(server: RunningTarget): Promise<void> {
+  return stopChild(server.child);
+}
+
+/** How long a target's worker processes get to exit after their supervisor was stopped, before SIGKILL. */
+const WORKER_GRACE_MS = 6000;
+
+/**
+ * Stops `child` (SIGTERM, SIGKILL after 3 s) and the worker processes it
+ * started: those still alive {@link WORKER_GRACE_MS} after the SIGTERM (a
+ * supervisor killed before it could stop them) get SIGKILL, by pid, if the
+ * pid is still the same process.
+ */
+async function stopChild(child: Child): Promise<void> {
+  const pid = child.process.pid;
+  let workers: { pid: number; started: string | undefined }[] = [];
+  try {
+    if (pid !== undefined) {
+      workers = serverProcesses(pid).slice(1).map((p) => ({ pid: p, started: processStartTime(p) }));
+    }
+  } catch {
+    // /proc unreadable: nothing more to do than stopping the child
+  }
+  const killLeft = () => {
+    for (const w of workers) {
+      if (w.started === undefined || processStartTime(w.pid) !== w.started) continue;
+      try {
+        process.kill(w.pid, "SIGKILL");
+      } catch {
+        // exited meanwhile
+      }
+    }
+  };
+  const timer = workers.length > 0 ? setTimeout(killLeft, WORKER_GRACE_MS) : undefined;
+  await child.stop();
+  clearTimeout(timer);
+  // The child's pipes closed, so its workers (which share them) are gone or closing: none may outlive the run.
+  if (workers.length > 0) {
+    const until = Date.now() + WORKER_GRACE_MS;
+    while (
+      Date.now() < until && workers.some((w) => w.started !== undefined && processStartTime(w.pid) === w.started)
+    ) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    killLeft();
   }
 }
 
