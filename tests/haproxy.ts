@@ -14,10 +14,11 @@
  * `apt-get install haproxy`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import process from "node:process";
-import { scratchFolder } from "./scratch.ts";
 
 /** Debian's HAProxy (2.6 on bookworm). */
 export const HAPROXY = "/usr/sbin/haproxy";
@@ -253,19 +254,20 @@ function adminCommand(path: string, command: string): Promise<string> {
   });
 }
 
-let scratch: ReturnType<typeof scratchFolder> | undefined;
 let configs = 0;
 
 /**
- * The scratch folder for config files. Made when this module loads (its
- * clean-up is an `after` hook of the importing test file, which must be
- * registered at the top level, not from inside a hook).
+ * The folder for config files, one per process. Not a per-file scratch folder
+ * (whose `after` hook removes it when the importing file ends): Bun runs every
+ * test file in one process, where the first file that imports this module (the
+ * CLI tests) would remove it under the HAProxy tests that come later.
  */
-function scratchDir(): ReturnType<typeof scratchFolder> {
-  scratch ??= scratchFolder("haproxy");
-  return scratch;
+const configDir = mkdtempSync(join(tmpdir(), "midi-smtp-haproxy-"));
+process.once("exit", () => rmSync(configDir, { recursive: true, force: true }));
+
+function scratchDir(): { path(name: string): string } {
+  return { path: (name: string) => join(configDir, name) };
 }
-scratchDir();
 
 const READY_DEADLINE_MS = 10_000;
 
