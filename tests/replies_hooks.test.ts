@@ -1,6 +1,7 @@
 /**
- * Unit tests of hook reply formatting (`formatHookReply` in src/session/replies.ts) and of the command
- * classifiers (`forbiddenCommand`, `isKnownCommand` in src/session/arguments.ts), run under all three runtimes:
+ * Unit tests of hook reply formatting (`formatHookReply` in src/session/replies.ts) and of the
+ * non-SMTP line classifier (`forbiddenCommand` in src/session/arguments.ts; which lines are commands is
+ * the session's command table's), run under all three runtimes:
  *
  *   deno test -A tests/replies_hooks.test.ts
  *   bun test ./tests/replies_hooks.test.ts
@@ -9,7 +10,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { formatHookReply } from "../src/session/replies.ts";
-import { forbiddenCommand, isKnownCommand } from "../src/session/arguments.ts";
+import { forbiddenCommand } from "../src/session/arguments.ts";
 
 /** Checks that `wire` is one valid reply: CRLF lines, one code, `-` on all but the last line. */
 function assertOneReply(wire: string): void {
@@ -196,50 +197,5 @@ describe("forbiddenCommand", () => {
     assert.equal(forbiddenCommand(": value"), false);
     assert.equal(forbiddenCommand("1x: value"), false);
     assert.equal(forbiddenCommand(" GET / HTTP/1.1"), false);
-  });
-});
-
-describe("isKnownCommand", () => {
-  it("knows the commands of this server, in any case", () => {
-    for (
-      const line of [
-        "HELO x",
-        "EHLO client.example",
-        "ehlo x",
-        "MAIL FROM:<a@b.example>",
-        "mail from:<>",
-        "RCPT TO:<c@d.example>",
-        "DATA",
-        "data",
-        "RSET",
-        "NOOP",
-        "QUIT",
-        "HELP",
-        "VRFY x",
-        "EXPN x",
-        "STARTTLS",
-        "StartTls",
-        "AUTH PLAIN",
-      ]
-    ) {
-      assert.equal(isKnownCommand(line), true, line);
-    }
-  });
-
-  it("does not know other text", () => {
-    for (
-      const line of [
-        "",
-        "GET / HTTP/1.1",
-        "Host: example.com",
-        "XYZZY",
-        "MAILFROM:<a@b.example>",
-        "DATAX",
-        "AGFsaWNlAHNlY3JldA==",
-        "*",
-      ]
-    ) {
-      assert.equal(isKnownCommand(line), false, line);
-    }
   });
 });

@@ -185,28 +185,6 @@ export function splitCommand(line: string): { verb: string; args: string } {
   return { verb: line.slice(0, space).toUpperCase(), args: line.slice(space + 1).trim() };
 }
 
-/** The commands this server knows, for telling a command from other text (such as a stray AUTH response). */
-const KNOWN_COMMANDS = new Set([
-  "HELO",
-  "EHLO",
-  "MAIL",
-  "RCPT",
-  "DATA",
-  "RSET",
-  "NOOP",
-  "QUIT",
-  "HELP",
-  "VRFY",
-  "EXPN",
-  "STARTTLS",
-  "AUTH",
-]);
-
-/** Whether `line` starts with a command this server knows (any case). */
-export function isKnownCommand(line: string): boolean {
-  return KNOWN_COMMANDS.has(splitCommand(line).verb);
-}
-
 /**
  * HTTP request lines and header lines sent to the SMTP port: a browser, an
  * open-proxy probe, or a cross-protocol attack. Postfix's
