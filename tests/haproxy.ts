@@ -5,8 +5,10 @@
  * v2 with the SSL TLV, or none), run health checks and connect from a chosen
  * source address.
  *
- * HAProxy runs in the foreground (`-db`) as a child process; its config is
- * written to a scratch folder, its own log lines (one per connection,
+ * HAProxy runs in the foreground (`-db`) as a child process, without
+ * SO_REUSEPORT (`-dR`: otherwise a port another process listens on is shared
+ * silently, and some connections go there); its config is written to a
+ * scratch folder, its own log lines (one per connection,
  * `option tcplog`, plus alerts and health-check state changes) go to its
  * stderr and are kept for {@link RunningHaproxy.log}.
  *
@@ -14,7 +16,7 @@
  * `apt-get install haproxy`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -47,7 +49,10 @@ export interface HaproxyServerLine {
 export interface HaproxyFrontend {
   /** Names the frontend (`fe_<name>`), its backend (`be_<name>`) and its entry in {@link RunningHaproxy.ports}. */
   name: string;
-  /** Port on 127.0.0.1; 0 or missing: a free one, picked before HAProxy starts. */
+  /**
+   * Port on 127.0.0.1; 0 or missing: a free one, picked before HAProxy starts
+   * (and picked again if another process takes it before HAProxy binds it).
+   */
   bindPort?: number;
   /** Only TCP mode is supported. */
   mode?: "tcp";
@@ -69,8 +74,11 @@ export interface HaproxyConfig {
    * `bindPort`s, and `env` fills the file's `"${VAR}"`s. No admin socket.
    */
   file?: string;
-  /** Environment for HAProxy, on top of this process's. */
-  env?: Record<string, string>;
+  /**
+   * Environment for HAProxy, on top of this process's; a function gets the
+   * frontends' ports (for a `file` whose ports come from the environment).
+   */
+  env?: Record<string, string> | ((ports: Record<string, number>) => Record<string, string>);
 }
 
 /** A running HAProxy. */
@@ -196,23 +204,31 @@ export function freePort(): Promise<number> {
 }
 
 /**
- * Whether something listens on 127.0.0.1:`port`, read from /proc/net/tcp
- * (Linux), so that waiting for HAProxy opens no connection: a probe through a
- * frontend would reach the backend server as a session of its own. `undefined`
- * where /proc/net/tcp cannot be read.
+ * Whether process `pid` listens on 127.0.0.1:`port`: a LISTEN row of
+ * /proc/net/tcp (Linux) whose socket is one of the process's open files. So
+ * waiting for HAProxy opens no connection (a probe through a frontend would
+ * reach the backend server as a session of its own), and another process on
+ * the same port is not taken for HAProxy. `undefined` where /proc cannot be
+ * read.
  */
-function listeningOnLoopback(port: number): boolean | undefined {
+function listensOnLoopback(pid: number | undefined, port: number): boolean | undefined {
+  if (pid === undefined) return false; // not started (yet): the spawn error follows
   let table: string;
+  const sockets = new Set<string>();
   try {
     table = readFileSync("/proc/net/tcp", "latin1");
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (target.startsWith("socket:[")) sockets.add(target.slice(8, -1));
+    }
   } catch {
     return undefined;
   }
-  // local_address is the IPv4 address as a little-endian hex word, then the port; state 0A is LISTEN.
+  // local_address is the IPv4 address as a little-endian hex word, then the port; state 0A is LISTEN; then the inode.
   const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
   return table.split("\n").some((row) => {
     const cols = row.trim().split(/\s+/);
-    return cols[1] === local && cols[3] === "0A";
+    return cols[1] === local && cols[3] === "0A" && sockets.has(cols[9]);
   });
 }
 
@@ -271,20 +287,42 @@ function scratchDir(): { path(name: string): string } {
 
 const READY_DEADLINE_MS = 10_000;
 
+/** Why a start failed, and whether another set of free ports may succeed. */
+class HaproxyStartError extends Error {
+  constructor(message: string, readonly portTaken: boolean) {
+    super(message);
+  }
+}
+
 /**
  * Writes a config for `config`, starts HAProxy in the foreground and resolves
  * once every frontend listens (at most 10 s). Rejects with the config and
  * HAProxy's output if it fails to start (a config error makes it exit at once).
+ * A port picked here that another process took before HAProxy bound it is
+ * picked again (three tries).
  */
 export async function startHaproxy(config: HaproxyConfig): Promise<RunningHaproxy> {
   assertHaproxyInstalled();
-  const ports: Record<string, number> = {};
+  const names = new Set<string>();
   for (const fe of config.frontends) {
     if (!NAME.test(fe.name)) throw new TypeError(`frontend name must match ${NAME}, got ${JSON.stringify(fe.name)}`);
-    if (fe.name in ports) throw new TypeError(`frontend ${fe.name} given twice`);
+    if (names.has(fe.name)) throw new TypeError(`frontend ${fe.name} given twice`);
     if ((fe.mode ?? "tcp") !== "tcp") throw new TypeError("only mode tcp is supported");
-    ports[fe.name] = fe.bindPort ? fe.bindPort : await freePort();
+    names.add(fe.name);
   }
+  const picked = config.frontends.some((fe) => !fe.bindPort);
+  for (let attempt = 1;; attempt++) {
+    const ports: Record<string, number> = {};
+    for (const fe of config.frontends) ports[fe.name] = fe.bindPort ? fe.bindPort : await freePort();
+    try {
+      return await startWithPorts(config, ports);
+    } catch (err) {
+      if (!(err instanceof HaproxyStartError && err.portTaken && picked && attempt < 3)) throw err;
+    }
+  }
+}
+
+async function startWithPorts(config: HaproxyConfig, ports: Record<string, number>): Promise<RunningHaproxy> {
   const dir = scratchDir();
   const n = ++configs;
   const socketPath = dir.path(`haproxy-${n}.sock`);
@@ -302,12 +340,14 @@ export async function startHaproxy(config: HaproxyConfig): Promise<RunningHaprox
   let output = "";
   let exited: { code: number | null; signal: string | null } | undefined;
   let spawnError: Error | undefined;
-  const child: ChildProcess = spawn(HAPROXY, ["-f", file, "-db"], {
+  const env = typeof config.env === "function" ? config.env(ports) : config.env;
+  const child: ChildProcess = spawn(HAPROXY, ["-f", file, "-db", "-dR"], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, ...config.env },
+    env: { ...process.env, ...env },
   });
   const exitPromise = new Promise<void>((resolve) => {
-    child.once("exit", (code, signal) => {
+    // "close", not "exit": by then HAProxy's last words (e.g. "cannot bind socket") are in `output`.
+    child.once("close", (code, signal) => {
       exited = { code, signal };
       resolve();
     });
@@ -362,14 +402,17 @@ export async function startHaproxy(config: HaproxyConfig): Promise<RunningHaprox
   const running: RunningHaproxy = { ports, config: text, stop, log: () => output, admin, serverStates };
 
   const failure = (why: string) =>
-    new Error(`HAProxy ${why}\n--- config ${file} ---\n${text}\n--- HAProxy output ---\n${output}`);
+    new HaproxyStartError(
+      `HAProxy ${why}\n--- config ${file} ---\n${text}\n--- HAProxy output ---\n${output}`,
+      /cannot bind socket|Address already in use/.test(output),
+    );
   try {
     const deadline = Date.now() + READY_DEADLINE_MS;
     for (const name of Object.keys(ports)) {
       for (;;) {
         if (spawnError) throw failure(`could not be started: ${spawnError.message}`);
         if (exited) throw failure(`exited early (code ${exited.code}, signal ${exited.signal})`);
-        const listening = listeningOnLoopback(ports[name]) ?? await connects(ports[name]);
+        const listening = listensOnLoopback(child.pid, ports[name]) ?? await connects(ports[name]);
         if (listening) break;
         if (Date.now() > deadline) {
           throw failure(`frontend ${name} not listening on 127.0.0.1:${ports[name]} after ${READY_DEADLINE_MS} ms`);

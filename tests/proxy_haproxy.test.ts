@@ -20,7 +20,6 @@ import { type MidiSmtpServerOptions, Smtpd554Exception, type SmtpdContext } from
 import type { Transport } from "../src/transport/types.ts";
 import { delay, RawClient, type RunningServer, startServer, TRANSPORTS, withMailer, withTimeout } from "./helpers.ts";
 import {
-  freePort,
   type HaproxyFrontend,
   haproxyMissing,
   type RunningHaproxy,
@@ -765,12 +764,16 @@ for (const transport of TRANSPORTS) {
         const servers = await Promise.all(
           receivers.map((rec) => startServer(transport, { ...rec.options("warn"), proxyExtension: true })),
         );
-        const front = await freePort();
         const hp = await startHaproxy({
           file: new URL("../examples/haproxy.cfg", import.meta.url).pathname,
-          frontends: [{ name: "smtp", bindPort: front, backend: { servers: [] } }],
-          env: { SMTP_FRONT_PORT: String(front), MX1_PORT: String(servers[0].port), MX2_PORT: String(servers[1].port) },
+          frontends: [{ name: "smtp", backend: { servers: [] } }],
+          env: (ports) => ({
+            SMTP_FRONT_PORT: String(ports.smtp),
+            MX1_PORT: String(servers[0].port),
+            MX2_PORT: String(servers[1].port),
+          }),
         });
+        const front = hp.ports.smtp;
         running.add(hp);
         try {
           // Two clients at once: leastconn gives each receiver one.

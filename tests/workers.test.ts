@@ -353,22 +353,23 @@ describe(`worker processes (${runtime}: ${MECHANISM_TEXT.replace(/^(with|through
       "its per-address limit holds across the workers, its health checks log nothing",
     { ...TEST, skip: NO_HAPROXY },
     async () => {
-      const [port, front] = [await freePort(), await freePort()];
+      const port = await freePort();
       // One dev server on two addresses stands in for the two receivers of the file.
       const { cli, maildir } = await devServer(port, ["--hosts", "127.0.0.1, 127.0.0.3", "--proxy"]);
       const hp = await startHaproxy({
         file: HAPROXY_CONFIG,
-        frontends: [{ name: "smtp", bindPort: front, backend: { servers: [] } }],
-        env: {
-          SMTP_FRONT: `127.0.0.1:${front}`,
+        frontends: [{ name: "smtp", backend: { servers: [] } }],
+        env: (ports) => ({
+          SMTP_FRONT: `127.0.0.1:${ports.smtp}`,
           MX1: `127.0.0.1:${port}`,
           MX2: `127.0.0.3:${port}`,
           PER_IP_CONNECTIONS: "2",
-        },
+        }),
       }).catch(async (err) => {
         await cli.stop();
         throw err;
       });
+      const front = hp.ports.smtp;
       const started = Date.now();
       const clients: RawClient[] = [];
       try {
