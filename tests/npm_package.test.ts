@@ -508,7 +508,7 @@ describe("npm package", () => {
     assert.equal(pkg.main, "./cjs/mod.js");
     assert.equal(pkg.types, "./cjs/mod.d.ts");
     assert.deepEqual(pkg.bin, { [PACKAGE]: "./esm/src/cli.js" });
-    assert.deepEqual(pkg.engines, { node: ">=20" });
+    assert.deepEqual(pkg.engines, { node: ">=20.10" });
     // Only the CLI does something when loaded (and only as the program).
     assert.deepEqual(pkg.sideEffects, ["./esm/src/cli.js", "./cjs/src/cli.js"]);
     assert.deepEqual(pkg.dependencies ?? {}, deno.npmDependencies ?? {});

@@ -19,13 +19,7 @@ import * as net from "node:net";
 import { type MidiSmtpServerOptions, Smtpd554Exception, type SmtpdContext } from "../mod.ts";
 import type { Transport } from "../src/transport/types.ts";
 import { delay, RawClient, type RunningServer, startServer, TRANSPORTS, withMailer, withTimeout } from "./helpers.ts";
-import {
-  type HaproxyFrontend,
-  haproxyMissing,
-  type RunningHaproxy,
-  type SendProxy,
-  startHaproxy,
-} from "./haproxy.ts";
+import { type HaproxyFrontend, haproxyMissing, type RunningHaproxy, type SendProxy, startHaproxy } from "./haproxy.ts";
 
 // A missing HAProxy fails under CI (which installs it) and is reported as skipped elsewhere, never a silent pass.
 const NO_HAPROXY = haproxyMissing();

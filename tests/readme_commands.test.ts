@@ -32,7 +32,7 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -141,6 +141,51 @@ const COMMAND_TIMEOUT = 90_000;
 const STOP_TIMEOUT = 15_000;
 /** Ports the README's servers use, checked free first: a dev server left running elsewhere would fail them. */
 const PORTS = [2525, 4650];
+
+/**
+ * The lock that makes test runs at once take turns on {@link PORTS}: a folder
+ * (made atomically) holding the owner's pid. `npm test` names one for all its
+ * runs (scripts/test_all.ts gives each run its own TMPDIR).
+ */
+const PORTS_LOCK = process.env.README_PORTS_LOCK ?? join(tmpdir(), "midi-smtp-server-readme-ports.lock");
+/** How long a test waits for another run's README commands, at most. */
+const LOCK_WAIT = 3 * 60_000;
+
+/** Runs `fn` holding {@link PORTS_LOCK}; a lock whose owner is gone is taken over. */
+async function withPortsLock<T>(fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + LOCK_WAIT;
+  const owner = join(PORTS_LOCK, "pid");
+  for (;;) {
+    try {
+      mkdirSync(PORTS_LOCK);
+      writeFileSync(owner, String(process.pid));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+    let pid = NaN;
+    try {
+      pid = Number(readFileSync(owner, "utf8"));
+    } catch { /* being made or removed right now */ }
+    if (pid > 0 && !processAlive(pid)) rmSync(PORTS_LOCK, { recursive: true, force: true });
+    assert.ok(Date.now() < deadline, `ports ${PORTS} still locked by pid ${pid} (${PORTS_LOCK}) after ${LOCK_WAIT} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(PORTS_LOCK, { recursive: true, force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
 
 let scratch: string | undefined;
 let copy: string | undefined;
@@ -303,19 +348,20 @@ describe("README shell blocks: the runnable ones, in a fresh copy of the reposit
     const title = `${where}: ${block.code.split("\n")[0].replace(/\s+#.*$/, "")}${
       mode.kind === "run" ? "" : ` (until "${mode.text}"${mode.kind === "each" ? ", each line" : ""})`
     }`;
-    it(title, { skip: SKIP, timeout: 4 * COMMAND_TIMEOUT }, async (t) => {
-      const dir = freshCopy();
-      if (mode.kind === "run") return await runToEnd(block.code, dir, where);
-      const scripts = mode.kind === "until"
-        ? [block.code]
-        : block.code.split("\n").filter((l) => l.trim() !== "" && !l.trim().startsWith("#"));
-      for (const script of scripts) {
-        const started = Date.now();
-        const output = await runServer(script, mode.text, dir, `${where}, "${script.replace(/\s+#.*$/, "")}"`);
-        // Which command printed what, and how long it took, in the report: a pass alone says little here.
-        const line = output.split("\n").find((l) => l.includes(mode.text));
-        t.diagnostic(`${script.split("\n")[0].replace(/\s+#.*$/, "")}: ${Date.now() - started} ms: ${line?.trim()}`);
-      }
-    });
+    it(title, { skip: SKIP, timeout: 4 * COMMAND_TIMEOUT }, (t) =>
+      withPortsLock(async () => {
+        const dir = freshCopy();
+        if (mode.kind === "run") return await runToEnd(block.code, dir, where);
+        const scripts = mode.kind === "until"
+          ? [block.code]
+          : block.code.split("\n").filter((l) => l.trim() !== "" && !l.trim().startsWith("#"));
+        for (const script of scripts) {
+          const started = Date.now();
+          const output = await runServer(script, mode.text, dir, `${where}, "${script.replace(/\s+#.*$/, "")}"`);
+          // Which command printed what, and how long it took, in the report: a pass alone says little here.
+          const line = output.split("\n").find((l) => l.includes(mode.text));
+          t.diagnostic(`${script.split("\n")[0].replace(/\s+#.*$/, "")}: ${Date.now() - started} ms: ${line?.trim()}`);
+        }
+      }));
   }
 });

