@@ -38,7 +38,7 @@
  * Usage: tsx scripts/test_all.ts [--jobs N] [deno|deno-min|bun|bun-min|node|node22|node24|node-min ...]
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import process from "node:process";
@@ -148,6 +148,9 @@ const families: Record<Family, { args: string[]; count(output: string): Counts |
 
 /** A folder per run with the runtime under test (and the machine's `node` for Deno and Bun), first on PATH. */
 const shims = mkdtempSync(join(tmpdir(), "midi-test-runtimes-"));
+// Searchable by all, as /tmp is: the runs' temporary folders are in here, and Postfix's daemons (user `postfix`)
+// must reach their queue under them.
+chmodSync(shims, 0o755);
 process.on("exit", () => rmSync(shims, { recursive: true, force: true }));
 
 function pathFor(rt: Runtime): string {
@@ -211,6 +214,7 @@ async function runOne(rt: Runtime, versionText: string, live: boolean): Promise<
   // A temporary folder per run: two runs at once share no scratch files (nor tsx's transform cache).
   const tmp = join(shims, rt.name + "-tmp");
   mkdirSync(tmp);
+  chmodSync(tmp, 0o1777); // as /tmp: Postfix (user `postfix`) works in folders made here
   const env = { ...process.env, NO_COLOR: "1", PATH: pathFor(rt), TMPDIR: tmp, README_PORTS_LOCK: readmePortsLock };
   const header = `===== ${rt.name} (${versionText}): ${testFiles.length} test files =====`;
   if (live) console.log(`\n${header}`);

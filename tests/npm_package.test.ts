@@ -17,7 +17,9 @@
  *   ESM (`import`);
  * - type-checks and runs TypeScript consumers of both entries: one with
  *   `module: node16` (an `.mts` and a `.cts` file) and one with
- *   `moduleResolution: bundler`.
+ *   `moduleResolution: bundler`;
+ * - runs an application's mail test through the testing entry under jest
+ *   (CommonJS) and vitest (ESM).
  *
  * The steps run inside the tests (not in `before`), because Bun gives hooks a
  * fixed 5 s limit; each step runs once and a failure is reported by every test
@@ -35,6 +37,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -167,6 +170,78 @@ const install = once((): string => {
   run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts", tarball], scratch);
   return join(scratch, "node_modules", PACKAGE);
 });
+
+/**
+ * A project folder in the scratch project holding one test file for a third-party runner; the packages
+ * it needs beside the installed tarball (nodemailer, the runner) are this repository's, linked into the
+ * scratch project's node_modules as a user's own install would hold them.
+ */
+function runnerProject(name: string, file: string, text: string): string {
+  install();
+  for (const dep of ["nodemailer", "vitest"]) {
+    const link = join(scratch, "node_modules", dep);
+    if (!existsSync(link)) symlinkSync(join(ROOT, "node_modules", dep), link, "dir");
+  }
+  const app = join(scratch, name);
+  mkdirSync(app, { recursive: true });
+  writeFileSync(join(app, file), text);
+  return app;
+}
+
+/**
+ * The body both runners run: a plain message, and one over STARTTLS verified against the returned CA
+ * with AUTH (the self-signed certificate is made with WebCrypto inside the runner's sandbox).
+ */
+const RUNNER_TESTS = `
+test("a confirmation mail arrives", async () => {
+  const server = await startTestServer();
+  try {
+    const mailer = nodemailer.createTransport({ host: server.host, port: server.port });
+    await mailer.sendMail({ from: "app@example.com", to: "ann@example.com", subject: "Welcome", text: "Hi" });
+    mailer.close();
+    const message = await server.waitForMessage((m) => m.rcptTo.includes("ann@example.com"), { timeout: 5000 });
+    expect(message.headers.get("subject")).toBe("Welcome");
+    expect(message.envelope.from).toBe("<app@example.com>");
+  } finally {
+    await server.close();
+  }
+});
+
+test("STARTTLS against the returned CA, with AUTH", async () => {
+  const server = await startTestServer({ tls: true, users: { app: "secret" } });
+  try {
+    const mailer = nodemailer.createTransport({
+      host: server.host, port: server.port, requireTLS: true,
+      tls: { ca: server.ca, rejectUnauthorized: true }, auth: { user: "app", pass: "secret" },
+    });
+    await mailer.sendMail({ from: "app@example.com", to: "bob@example.com", subject: "Secure", text: "Hi" });
+    mailer.close();
+    const message = await server.waitForMessage(undefined, { timeout: 5000 });
+    expect(message.client.authenticationId).toBe("app");
+    expect(message.client.tls === null).toBe(false);
+  } finally {
+    await server.close();
+  }
+});
+`;
+
+/** jest (30) runs CommonJS as it is; `test` and `expect` are its globals. */
+const JEST_TEST = `const nodemailer = require("nodemailer");
+const { startTestServer } = require("${PACKAGE}/testing");
+${RUNNER_TESTS}`;
+
+const VITEST_TEST = `import { expect, test } from "vitest";
+import nodemailer from "nodemailer";
+import { startTestServer } from "${PACKAGE}/testing";
+${RUNNER_TESTS}`;
+
+/** vitest 4 runs on what its vite allows (Node ^20.19 or >= 22.12); the `node` these tests start may be older. */
+const VITEST_UNSUPPORTED = (() => {
+  const version = runAnyway("node", ["-p", "process.versions.node"], ROOT).stdout.trim();
+  const [major, minor] = version.split(".").map(Number);
+  const ok = (major === 20 && minor >= 19) || (major === 22 && minor >= 12) || major > 22;
+  return ok ? false : `vitest 4 needs Node ^20.19 or >= 22.12 (its vite's engines); this node is ${version}`;
+})();
 
 /** The wire form of the test message (dot-stuffed) and what the server must hand to the hook. */
 const WIRE_MESSAGE = Buffer.concat([
@@ -678,6 +753,24 @@ describe("npm package", () => {
     const files = consumers();
     compileTypeScript(join(scratch, "ts-bundler"));
     runConsumer(files["TypeScript bundler"], "esm");
+  });
+
+  it("runs an application's test under jest (CommonJS), the testing entry from the installed package", {
+    ...SLOW,
+    skip: NO_TESTING,
+  }, () => {
+    const app = runnerProject("jest-app", "mail.test.cjs", JEST_TEST);
+    const ran = run("node", [join(ROOT, "node_modules", "jest", "bin", "jest.js"), "--ci", "--rootDir", app], app);
+    assert.match(ran.stderr, /^Tests:\s+2 passed, 2 total$/m, ran.stdout + ran.stderr);
+  });
+
+  it("runs an application's test under vitest (ESM), the testing entry from the installed package", {
+    ...SLOW,
+    skip: NO_TESTING || VITEST_UNSUPPORTED,
+  }, () => {
+    const app = runnerProject("vitest-app", "mail.test.mjs", VITEST_TEST);
+    const ran = run("node", [join(ROOT, "node_modules", "vitest", "vitest.mjs"), "run", "--root", app], app);
+    assert.match(ran.stdout, /^\s*Tests\s+2 passed \(2\)$/m, ran.stdout + ran.stderr);
   });
 
   it("installs the midi-smtp-server command", SLOW, () => {
