@@ -15,12 +15,12 @@
  * Missing HAProxy is an error, never a skip: CI installs it with
  * `apt-get install haproxy`.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { listensOnLoopback, startDaemon } from "./daemon.ts";
 
 /** Debian's HAProxy (2.6 on bookworm). */
 export const HAPROXY = "/usr/sbin/haproxy";
@@ -203,35 +203,6 @@ export function freePort(): Promise<number> {
   });
 }
 
-/**
- * Whether process `pid` listens on 127.0.0.1:`port`: a LISTEN row of
- * /proc/net/tcp (Linux) whose socket is one of the process's open files. So
- * waiting for HAProxy opens no connection (a probe through a frontend would
- * reach the backend server as a session of its own), and another process on
- * the same port is not taken for HAProxy. `undefined` where /proc cannot be
- * read.
- */
-function listensOnLoopback(pid: number | undefined, port: number): boolean | undefined {
-  if (pid === undefined) return false; // not started (yet): the spawn error follows
-  let table: string;
-  const sockets = new Set<string>();
-  try {
-    table = readFileSync("/proc/net/tcp", "latin1");
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-      const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      if (target.startsWith("socket:[")) sockets.add(target.slice(8, -1));
-    }
-  } catch {
-    return undefined;
-  }
-  // local_address is the IPv4 address as a little-endian hex word, then the port; state 0A is LISTEN; then the inode.
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
-  return table.split("\n").some((row) => {
-    const cols = row.trim().split(/\s+/);
-    return cols[1] === local && cols[3] === "0A" && sockets.has(cols[9]);
-  });
-}
-
 /** Whether a TCP connection to 127.0.0.1:`port` succeeds (closed at once). */
 function connects(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -337,53 +308,12 @@ async function startWithPorts(config: HaproxyConfig, ports: Record<string, numbe
     writeFileSync(file, text);
   }
 
-  let output = "";
-  let exited: { code: number | null; signal: string | null } | undefined;
-  let spawnError: Error | undefined;
-  const env = typeof config.env === "function" ? config.env(ports) : config.env;
-  const child: ChildProcess = spawn(HAPROXY, ["-f", file, "-db", "-dR"], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, ...env },
+  const daemon = startDaemon(HAPROXY, ["-f", file, "-db", "-dR"], {
+    env: typeof config.env === "function" ? config.env(ports) : config.env,
+    graceMs: 5000,
+    exitSignal: "SIGKILL", // a runner that ends the process early must not leave HAProxy behind
   });
-  const exitPromise = new Promise<void>((resolve) => {
-    // "close", not "exit": by then HAProxy's last words (e.g. "cannot bind socket") are in `output`.
-    child.once("close", (code, signal) => {
-      exited = { code, signal };
-      resolve();
-    });
-    child.once("error", (err) => {
-      spawnError = err;
-      exited ??= { code: null, signal: null };
-      resolve();
-    });
-  });
-  child.stdout!.setEncoding("utf8");
-  child.stderr!.setEncoding("utf8");
-  child.stdout!.on("data", (d: string) => output += d);
-  child.stderr!.on("data", (d: string) => output += d);
-  // A runner that ends the process early must not leave HAProxy behind.
-  const killOnExit = () => {
-    if (!exited) child.kill("SIGKILL");
-  };
-  process.once("exit", killOnExit);
-
-  let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopped ??= (async () => {
-      if (!exited) {
-        child.kill("SIGTERM");
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([exitPromise, new Promise<void>((r) => timer = setTimeout(r, 5000))]);
-        clearTimeout(timer);
-        if (!exited) {
-          child.kill("SIGKILL");
-          await exitPromise;
-        }
-      }
-      process.removeListener("exit", killOnExit);
-    })();
-    return stopped;
-  };
+  const { stop, output } = daemon;
   const admin = (command: string) => adminCommand(socketPath, command);
   const serverStates = async () => {
     const csv = (await admin("show stat")).split("\n");
@@ -399,20 +329,22 @@ async function startWithPorts(config: HaproxyConfig, ports: Record<string, numbe
       checkStatus: f[col("check_status")].replace(/^\* /, ""),
     }));
   };
-  const running: RunningHaproxy = { ports, config: text, stop, log: () => output, admin, serverStates };
+  const running: RunningHaproxy = { ports, config: text, stop, log: output, admin, serverStates };
 
   const failure = (why: string) =>
     new HaproxyStartError(
-      `HAProxy ${why}\n--- config ${file} ---\n${text}\n--- HAProxy output ---\n${output}`,
-      /cannot bind socket|Address already in use/.test(output),
+      `HAProxy ${why}\n--- config ${file} ---\n${text}\n--- HAProxy output ---\n${output()}`,
+      /cannot bind socket|Address already in use/.test(output()),
     );
   try {
     const deadline = Date.now() + READY_DEADLINE_MS;
     for (const name of Object.keys(ports)) {
       for (;;) {
+        const spawnError = daemon.spawnError();
         if (spawnError) throw failure(`could not be started: ${spawnError.message}`);
+        const exited = daemon.exited();
         if (exited) throw failure(`exited early (code ${exited.code}, signal ${exited.signal})`);
-        const listening = listensOnLoopback(child.pid, ports[name]) ?? await connects(ports[name]);
+        const listening = listensOnLoopback(daemon.child.pid, ports[name]) ?? await connects(ports[name]);
         if (listening) break;
         if (Date.now() > deadline) {
           throw failure(`frontend ${name} not listening on 127.0.0.1:${ports[name]} after ${READY_DEADLINE_MS} ms`);

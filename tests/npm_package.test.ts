@@ -44,6 +44,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { mailTestSource } from "./mail_test_source.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const PACKAGE = "midi-smtp-server";
@@ -188,52 +189,21 @@ function runnerProject(name: string, file: string, text: string): string {
   return app;
 }
 
-/**
- * The body both runners run: a plain message, and one over STARTTLS verified against the returned CA
- * with AUTH (the self-signed certificate is made with WebCrypto inside the runner's sandbox).
- */
-const RUNNER_TESTS = `
-test("a confirmation mail arrives", async () => {
-  const server = await startTestServer();
-  try {
-    const mailer = nodemailer.createTransport({ host: server.host, port: server.port });
-    await mailer.sendMail({ from: "app@example.com", to: "ann@example.com", subject: "Welcome", text: "Hi" });
-    mailer.close();
-    const message = await server.waitForMessage((m) => m.rcptTo.includes("ann@example.com"), { timeout: 5000 });
-    expect(message.headers.get("subject")).toBe("Welcome");
-    expect(message.envelope.from).toBe("<app@example.com>");
-  } finally {
-    await server.close();
-  }
-});
-
-test("STARTTLS against the returned CA, with AUTH", async () => {
-  const server = await startTestServer({ tls: true, users: { app: "secret" } });
-  try {
-    const mailer = nodemailer.createTransport({
-      host: server.host, port: server.port, requireTLS: true,
-      tls: { ca: server.ca, rejectUnauthorized: true }, auth: { user: "app", pass: "secret" },
-    });
-    await mailer.sendMail({ from: "app@example.com", to: "bob@example.com", subject: "Secure", text: "Hi" });
-    mailer.close();
-    const message = await server.waitForMessage(undefined, { timeout: 5000 });
-    expect(message.client.authenticationId).toBe("app");
-    expect(message.client.tls === null).toBe(false);
-  } finally {
-    await server.close();
-  }
-});
-`;
-
-/** jest (30) runs CommonJS as it is; `test` and `expect` are its globals. */
-const JEST_TEST = `const nodemailer = require("nodemailer");
+/** jest (30) runs CommonJS as it is, on a Node that may lack `await using`; `test` and `expect` are its globals. */
+const JEST_TEST = mailTestSource({
+  head: `const nodemailer = require("nodemailer");
 const { startTestServer } = require("${PACKAGE}/testing");
-${RUNNER_TESTS}`;
+const equal = (a, b) => expect(a).toBe(b);`,
+  cleanup: "finally",
+});
 
-const VITEST_TEST = `import { expect, test } from "vitest";
+const VITEST_TEST = mailTestSource({
+  head: `import { expect, test } from "vitest";
 import nodemailer from "nodemailer";
 import { startTestServer } from "${PACKAGE}/testing";
-${RUNNER_TESTS}`;
+const equal = (a, b) => expect(a).toBe(b);`,
+  cleanup: "await using",
+});
 
 /** vitest 4 runs on what its vite allows (Node ^20.19 or >= 22.12); the `node` these tests start may be older. */
 const VITEST_UNSUPPORTED = (() => {
@@ -764,14 +734,18 @@ describe("npm package", () => {
     assert.match(ran.stderr, /^Tests:\s+2 passed, 2 total$/m, ran.stdout + ran.stderr);
   });
 
-  it("runs an application's test under vitest (ESM), the testing entry from the installed package", {
-    ...SLOW,
-    skip: NO_TESTING || VITEST_UNSUPPORTED,
-  }, () => {
-    const app = runnerProject("vitest-app", "mail.test.mjs", VITEST_TEST);
-    const ran = run("node", [join(ROOT, "node_modules", "vitest", "vitest.mjs"), "run", "--root", app], app);
-    assert.match(ran.stdout, /^\s*Tests\s+2 passed \(2\)$/m, ran.stdout + ran.stderr);
-  });
+  it(
+    "runs an application's test under vitest (TypeScript with await using), the testing entry from the installed package",
+    {
+      ...SLOW,
+      skip: NO_TESTING || VITEST_UNSUPPORTED,
+    },
+    () => {
+      const app = runnerProject("vitest-app", "mail.test.ts", VITEST_TEST);
+      const ran = run("node", [join(ROOT, "node_modules", "vitest", "vitest.mjs"), "run", "--root", app], app);
+      assert.match(ran.stdout, /^\s*Tests\s+2 passed \(2\)$/m, ran.stdout + ran.stderr);
+    },
+  );
 
   it("installs the midi-smtp-server command", SLOW, () => {
     const dir = install();

@@ -23,11 +23,12 @@
  * A missing Postfix makes the tests skip outside CI and fail under CI (which
  * installs it): see {@link postfixMissing}.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { Buffer } from "node:buffer";
 import { chmodSync, existsSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import process from "node:process";
+import { listensOnLoopback, startDaemon } from "./daemon.ts";
 import { RawClient, type Reply } from "./helpers.ts";
 import { type Scratch, scratchFolder } from "./scratch.ts";
 
@@ -271,21 +272,6 @@ function freePort(): Promise<number> {
   });
 }
 
-/**
- * Whether something listens on 127.0.0.1:`port`, read from /proc/net/tcp, so
- * that waiting for the smtpd opens no SMTP session (each would show in the
- * maillog). Postfix only runs on Linux here, so /proc is there.
- */
-function listeningOnLoopback(port: number): boolean {
-  const table = readFileSync("/proc/net/tcp", "latin1");
-  // local_address is the IPv4 address as a little-endian hex word, then the port; state 0A is LISTEN.
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
-  return table.split("\n").some((row) => {
-    const cols = row.trim().split(/\s+/);
-    return cols[1] === local && cols[3] === "0A";
-  });
-}
-
 /** Runs `file` with `args`; resolves with stdout, rejects with stderr and the exit status. */
 function run(file: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -476,69 +462,34 @@ export async function startPostfix(options: PostfixOptions): Promise<RunningPost
     throw failure("check failed", (err as Error).message);
   }
 
-  let output = "";
-  let exited: { code: number | null; signal: string | null } | undefined;
-  let spawnError: Error | undefined;
   // -d: keep stdout and stderr for diagnostics (the master never forks: it stays the child). With -d the master
   // skips its setsid(), so `detached` makes it a process group leader: on SIGTERM it kills its group (its
   // daemons), which would fail ("kill process group: No such process") in the test runner's group.
-  const child: ChildProcess = spawn(POSTFIX_MASTER, ["-c", configDir, "-d"], {
-    stdio: ["ignore", "pipe", "pipe"],
+  const master = startDaemon(POSTFIX_MASTER, ["-c", configDir, "-d"], {
     detached: true,
+    graceMs: STOP_GRACE_MS,
+    // A runner that ends the process early must not leave Postfix behind. SIGTERM, not SIGKILL: the master
+    // then stops its daemons too (they also exit on their own once the master is gone).
+    exitSignal: "SIGTERM",
   });
-  const exitPromise = new Promise<void>((resolve) => {
-    child.once("exit", (code, signal) => {
-      exited = { code, signal };
-      resolve();
-    });
-    child.once("error", (err) => {
-      spawnError = err;
-      exited ??= { code: null, signal: null };
-      resolve();
-    });
-  });
-  child.stdout!.setEncoding("utf8");
-  child.stderr!.setEncoding("utf8");
-  child.stdout!.on("data", (d: string) => output += d);
-  child.stderr!.on("data", (d: string) => output += d);
-  // A runner that ends the process early must not leave Postfix behind. SIGTERM, not SIGKILL: the master
-  // then stops its daemons too (they also exit on their own once the master is gone).
-  const killOnExit = () => {
-    if (!exited) child.kill("SIGTERM");
-  };
-  process.once("exit", killOnExit);
-
-  let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopped ??= (async () => {
-      if (!exited) {
-        child.kill("SIGTERM");
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([exitPromise, new Promise<void>((r) => timer = setTimeout(r, STOP_GRACE_MS))]);
-        clearTimeout(timer);
-        if (!exited) {
-          child.kill("SIGKILL");
-          await exitPromise;
-        }
-      }
-      process.removeListener("exit", killOnExit);
-    })();
-    return stopped;
-  };
+  const { stop, output } = master;
 
   try {
     await poll(
       () => {
-        if (spawnError) throw failure(`master could not be started: ${spawnError.message}`, output);
-        if (exited) throw failure(`master exited early (code ${exited.code}, signal ${exited.signal})`, output);
-        return listeningOnLoopback(smtpPort) || undefined;
+        const spawnError = master.spawnError();
+        if (spawnError) throw failure(`master could not be started: ${spawnError.message}`, output());
+        const exited = master.exited();
+        if (exited) throw failure(`master exited early (code ${exited.code}, signal ${exited.signal})`, output());
+        // The master holds the smtpd's listening socket (its smtpd processes inherit it).
+        return listensOnLoopback(master.child.pid, smtpPort) || undefined;
       },
       READY_DEADLINE_MS,
       () => `Postfix's smtpd not listening on 127.0.0.1:${smtpPort}`,
     );
   } catch (err) {
     await stop();
-    throw err instanceof Error && err.message.startsWith("Postfix") ? err : failure((err as Error).message, output);
+    throw err instanceof Error && err.message.startsWith("Postfix") ? err : failure((err as Error).message, output());
   }
 
   const deliveries = (queueId?: string): PostfixDelivery[] => {

@@ -29,6 +29,7 @@ import { generateSelfSignedCertificate } from "../src/tls/certificates.ts";
 import { Smtpd550Exception, Smtpd554Exception } from "../src/exceptions.ts";
 import type { MidiSmtpServer } from "../src/server.ts";
 import { createMailer, ehloClient, RawClient, runtime, withMailer } from "./helpers.ts";
+import { mailTestSource } from "./mail_test_source.ts";
 
 const TEST = { timeout: 30_000 };
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -536,7 +537,7 @@ describe("parseHeaders", () => {
   });
 });
 
-/** The scratch test file for each native runner: one plain and one STARTTLS message, `await using` for cleanup. */
+/** The scratch test file for each native runner, `await using` for cleanup. */
 function scratchTest(runner: "deno" | "bun" | "node"): string {
   const entry = pathToFileURL(join(ROOT, "src", "testing.ts")).href;
   const head = {
@@ -545,32 +546,10 @@ function scratchTest(runner: "deno" | "bun" | "node"): string {
     bun: `import { expect, test } from "bun:test";\nconst equal = (a: unknown, b: unknown) => expect(a).toBe(b);`,
     node: `import { test } from "node:test";\nimport { strictEqual as equal } from "node:assert";`,
   }[runner];
-  return `${head}
-import nodemailer from "nodemailer";
-import { startTestServer } from ${JSON.stringify(entry)};
-
-test("a confirmation mail arrives", async () => {
-  await using server = await startTestServer();
-  const mailer = nodemailer.createTransport({ host: server.host, port: server.port });
-  await mailer.sendMail({ from: "app@example.com", to: "ann@example.com", subject: "Welcome", text: "Hi" });
-  mailer.close();
-  const message = await server.waitForMessage((m) => m.rcptTo.includes("ann@example.com"));
-  equal(message.headers.get("subject"), "Welcome");
-});
-
-test("STARTTLS against the returned CA, with AUTH", async () => {
-  await using server = await startTestServer({ tls: true, users: { app: "secret" } });
-  const mailer = nodemailer.createTransport({
-    host: server.host, port: server.port, requireTLS: true,
-    tls: { ca: server.ca, rejectUnauthorized: true }, auth: { user: "app", pass: "secret" },
+  return mailTestSource({
+    head: `${head}\nimport nodemailer from "nodemailer";\nimport { startTestServer } from ${JSON.stringify(entry)};`,
+    cleanup: "await using",
   });
-  await mailer.sendMail({ from: "app@example.com", to: "bob@example.com", subject: "Secure", text: "Hi" });
-  mailer.close();
-  const message = await server.waitForMessage(undefined, { timeout: 5000 });
-  equal(message.client.authenticationId, "app");
-  equal(message.client.tls !== null, true);
-});
-`;
 }
 
 describe("from a scratch project, with this runtime's own test runner", () => {
