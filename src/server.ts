@@ -42,6 +42,7 @@ import { Smtpd500Exception, Smtpd535Exception } from "./exceptions.ts";
 import { Session, type SessionHost } from "./session/session.ts";
 import { formatAddress, resolveHost, reverseLookup } from "./addresses.ts";
 import { formatReply } from "./session/replies.ts";
+import { errorText } from "./session/errors.ts";
 import { Deadlines, resolutionFor } from "./session/deadlines.ts";
 import type { ProxyInfo } from "./context.ts";
 import { ClientLimits, type Refusal, RefusalLog } from "./client_limits.ts";
@@ -781,8 +782,4 @@ function offeredMechanisms(list: ReadonlyArray<string | SaslMechanism>): Map<str
 /** Who a connection's peer is, for the log and the refusal log: its IP, or `unix:<path>` on a Unix socket. */
 function peerName(address: SocketAddress): string {
   return address.family === "unix" ? `unix:${address.path ?? ""}` : address.hostname;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

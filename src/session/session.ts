@@ -8,8 +8,7 @@
  * @module
  */
 import type { Connection, TlsServerOptions } from "../transport/types.ts";
-import type { SaslExchange, SaslMechanism, SaslStep } from "../auth/types.ts";
-import { decodeBase64Response, encodeBase64 } from "../auth/mod.ts";
+import type { SaslMechanism } from "../auth/types.ts";
 import { type Awaitable, isPromiseLike, type RecipientResults, type SmtpdHooks } from "../hooks.ts";
 import type { LogSeverity, ResolvedOptions } from "../options.ts";
 import {
@@ -26,16 +25,12 @@ import {
 import {
   Smtpd421Exception,
   Smtpd451Exception,
-  Smtpd454Exception,
   Smtpd500CrLfSequenceException,
   Smtpd500Exception,
   Smtpd500PipeliningException,
-  Smtpd501Exception,
   Smtpd502Exception,
   Smtpd503Exception,
-  Smtpd504Exception,
   Smtpd530Exception,
-  Smtpd538Exception,
   Smtpd552Exception,
   Smtpd554Exception,
   SmtpdException,
@@ -49,11 +44,12 @@ import type { Deadlines } from "./deadlines.ts";
 import { forbiddenCommand, hasControl, nonAsciiRefused, parsePathArgument, splitCommand } from "./arguments.ts";
 import { formatHookReply, formatMultiline, formatReply, oneLine } from "./replies.ts";
 import type { ClientLimits, Refusal } from "../client_limits.ts";
-import { HookTimeoutException, SessionEndedException } from "./errors.ts";
+import { errorText, HookTimeoutException, SessionEndedException, syntaxError as syntax } from "./errors.ts";
 import type { CommandDefinition, RestartFacts, SessionControl, SessionState } from "./registry.ts";
 import { ParameterTable } from "./parameters.ts";
 import { XCLIENT_COMMAND, XFORWARD_COMMAND } from "./xclient.ts";
 import { builtinKeywords, offeredKeywords } from "./ehlo_keywords.ts";
+import { AuthCommand, authOffered } from "./auth_command.ts";
 import { channels } from "../events.ts";
 
 /** What a session needs from its server. */
@@ -127,11 +123,8 @@ export class Session implements SessionControl {
   #shuttingDown = false;
   #waitingForInput = false;
   #timerArmed = false;
-  /** The SASL exchange waiting for the client's next line after a 334, if any. */
-  #sasl: SaslExchange | undefined;
-  #authFailures = 0;
-  /** The mechanism of the AUTH exchange in progress (for its event). */
-  #authMechanism = "";
+  /** AUTH's state (an exchange waiting for a response, failures), made on the first AUTH command. */
+  #authCommand: AuthCommand | undefined;
   /** An AUTH was refused: lines that are not commands may be its credentials, and are not logged. */
   #hideNonCommands = false;
   /** A read started ahead of the loop (before the greeting, or while a hook runs); the loop takes it next. */
@@ -638,9 +631,9 @@ export class Session implements SessionControl {
     } catch {
       return this.#fail(new Smtpd500Exception("invalid UTF-8", "Syntax error, invalid UTF-8 in command", "5.5.2"));
     }
-    if (this.#sasl) {
+    if (this.#authCommand?.awaitingResponse) {
       if (this.#host.logs("debug")) this.#host.log(this.ctx, "debug", "<<< [AUTH response hidden]");
-      return this.#saslResponse(line);
+      return this.#authCommand.respond(line);
     }
     if (channels.command.hasSubscribers) {
       // The verb only, and only of a command: arguments and stray lines may hold addresses or a password.
@@ -750,7 +743,7 @@ export class Session implements SessionControl {
       readsInput: true,
       handler: (s, args) =>
         // Refused before its exchange, AUTH may still be followed by its responses (a password): hide them.
-        (s as Session).#auth(args).catch((err) => {
+        (s as Session).#auth().start(args).catch((err) => {
           (s as Session).#hideNonCommands = true;
           throw err;
         }),
@@ -919,7 +912,9 @@ export class Session implements SessionControl {
       pipelining: this.#tables.pipelining,
       startTls: this.#host.startTls !== undefined && !server.encrypted,
       encrypted: server.encrypted !== null,
-      authMechanisms: this.#authOffered() ? [...this.#host.authMechanisms.keys()] : [],
+      authMechanisms: authOffered(this.#opts, this.ctx.server.encrypted !== null)
+        ? [...this.#host.authMechanisms.keys()]
+        : [],
       xclient: this.#xclientTrusted(),
     });
     this.#offered = offeredKeywords(this.ctx, builtin, this.#opts.ehloKeywords, (msg, err) => {
@@ -1144,118 +1139,31 @@ export class Session implements SessionControl {
     await this.#tlsStarted();
   }
 
-  // ---- AUTH (RFC 4954) ---------------------------------------------------------------------
+  // ---- AUTH (RFC 4954): src/session/auth_command.ts ------------------------------------------
 
-  /** Whether AUTH is offered now: enabled, and over TLS unless plaintext AUTH is allowed. */
-  #authOffered(): boolean {
-    return this.#opts.authMode !== "AUTH_FORBIDDEN" &&
-      (this.ctx.server.encrypted !== null || this.#opts.allowInsecureAuth);
-  }
-
-  async #auth(args: string): Promise<void> {
-    const o = this.#opts;
-    if (o.authMode === "AUTH_FORBIDDEN") throw new Smtpd502Exception();
-    const heloMode = this.ctx.server.heloMode;
-    if (heloMode !== "EHLO" && heloMode !== "LHLO") throw new Smtpd503Exception(undefined, "Send EHLO first");
-    if (o.tlsMode === "TLS_REQUIRED" && !this.ctx.server.encrypted) throw new Tls530Exception();
-    if (!this.#authOffered()) throw new Smtpd538Exception();
-    if (!this.offers("AUTH")) throw new Smtpd502Exception(); // hidden from this client by ehloKeywords
-    if (this.ctx.server.authenticated) throw new Smtpd503Exception(undefined, "Already authenticated");
-    if (this.#state !== "RSET") throw new Smtpd503Exception(undefined, "AUTH not permitted during a mail transaction");
-    const locked = this.#host.limits.authLocked(this.ctx.server.remoteIp);
-    if (locked) {
-      this.#host.logRefusal(this.ctx, this.ctx.server.remoteIp, locked);
-      throw new SmtpdException(locked.code, locked.enhancedCode, locked.text, locked.reason);
-    }
-    const [name, initial, extra] = args.split(" ");
-    if (!name || extra !== undefined) throw syntax("AUTH mechanism [initial-response]");
-    const mechanism = this.#host.authMechanisms.get(name.toUpperCase());
-    if (!mechanism) throw new Smtpd504Exception(undefined, "Unrecognized authentication type");
-    this.#authMechanism = mechanism.name.toUpperCase();
-    const exchange = mechanism.start(this.ctx.server.localHost);
-    // "=" is an empty initial response; no argument means none (RFC 4954 4).
-    const response = initial === undefined ? undefined : decodeBase64Response(initial);
-    await this.#saslStep(exchange, exchange.next(response));
-  }
-
-  async #saslResponse(line: string): Promise<void> {
-    const exchange = this.#sasl!;
-    this.#sasl = undefined;
-    if (line === "*") {
-      return this.#authFailed(new Smtpd501Exception(undefined, "Authentication canceled", "5.7.0"));
-    }
-    let step: SaslStep;
-    try {
-      step = exchange.next(decodeBase64Response(line));
-    } catch (err) {
-      return this.#authFailed(err);
-    }
-    await this.#saslStep(exchange, step);
-  }
-
-  async #saslStep(exchange: SaslExchange, step: SaslStep): Promise<void> {
-    if (step.kind === "challenge") {
-      this.#sasl = exchange;
-      this.#out += `334 ${encodeBase64(step.challenge)}\r\n`;
-      return;
-    }
-    const c = step.credentials;
-    let result: string | void;
-    try {
-      const checked = this.#host.hooks.onAuthEvent(
-        this.ctx,
-        c.authorizationId,
-        c.authenticationId,
-        c.authentication,
-        c,
-      );
-      result = isPromiseLike(checked) ? await this.#awaitHook("onAuthEvent", checked) : checked;
-    } catch (err) {
-      const refusal = err instanceof SmtpdException ? err : this.#temporaryAuthFailure(err);
-      // Refused credentials count against the client's address across connections (not temporary failures).
-      if (refusal.code >= 500) this.#host.limits.authFailed(this.ctx.server.remoteIp);
-      return this.#authFailed(refusal);
-    }
-    const server = this.ctx.server;
-    server.authenticated = new Date();
-    server.authenticationId = c.authenticationId;
-    server.authorizationId = typeof result === "string" && result !== ""
-      ? result
-      : c.authorizationId || c.authenticationId;
-    this.#reply(235, "2.7.0", "Authentication successful");
-    if (channels.auth.hasSubscribers) {
-      channels.auth.publish({
-        sessionId: this.ctx.sessionId,
-        time: Date.now(),
-        ok: true,
-        mechanism: this.#authMechanism,
-        authenticationId: server.authenticationId,
-      });
-    }
-  }
-
-  /** Answers a failed AUTH; too many failures end the session. */
-  #authFailed(err: unknown): void {
-    if (channels.auth.hasSubscribers) {
-      channels.auth.publish({
-        sessionId: this.ctx.sessionId,
-        time: Date.now(),
-        ok: false,
-        mechanism: this.#authMechanism,
-        code: err instanceof SmtpdException ? err.code : 451,
-      });
-    }
-    this.#fail(err, false);
-    this.#authFailures++;
-    if (this.#authFailures >= this.#opts.maxAuthFailures && !this.#closing) {
-      this.#reply(421, "4.7.0", "Too many authentication failures, closing transmission channel");
-      this.#closing = true;
-    }
-  }
-
-  #temporaryAuthFailure(err: unknown): SmtpdException {
-    this.#host.log(this.ctx, "error", `onAuthEvent failed: ${errorText(err)}`, err);
-    return new Smtpd454Exception();
+  /** This session's AUTH state, made on first use with what it may do here. */
+  #auth(): AuthCommand {
+    // deno-lint-ignore no-this-alias
+    const session = this;
+    this.#authCommand ??= new AuthCommand({
+      ctx: this.ctx,
+      host: this.#host,
+      get state() {
+        return session.#state;
+      },
+      get closing() {
+        return session.#closing;
+      },
+      offers: (keyword) => this.offers(keyword),
+      reply: (code, enhancedCode, text) => this.#reply(code, enhancedCode, text),
+      write: (line) => {
+        this.#out += line;
+      },
+      fail: (err, countsAsBad) => this.#fail(err, countsAsBad),
+      awaitHook: (name, pending) => this.#awaitHook(name, pending),
+      close: () => this.close(),
+    });
+    return this.#authCommand;
   }
 
   // ---- DATA --------------------------------------------------------------------------------
@@ -1812,12 +1720,4 @@ class TooManyRecipientsException extends SmtpdException {
 /** Hides the initial response of an AUTH line (it holds credentials). */
 function redactAuth(line: string): string {
   return /^AUTH\s+\S+\s+\S/i.test(line) ? line.replace(/^(AUTH\s+\S+\s+).*/i, "$1[hidden]") : line;
-}
-
-function syntax(usage: string): SmtpdException {
-  return new Smtpd501Exception(undefined, `Syntax: ${usage}`);
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
