@@ -37,8 +37,18 @@
  *
  * Usage: tsx scripts/test_all.ts [--jobs N] [deno|deno-min|bun|bun-min|node|node22|node24|node-min ...]
  */
-import { spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import process from "node:process";
@@ -66,6 +76,24 @@ interface Runtime {
   /** Where the binary comes from, for the message when it is missing. */
   from: string;
 }
+
+/**
+ * An aliased Node (node22, node24, node-min) installs a `node` command, and
+ * npm links it as node_modules/.bin/node, which `npm run` puts first on PATH:
+ * every npm script would then run on that Node. The postinstall removes the
+ * link, but npm runs it only for a plain `npm install` or `npm ci` (not for
+ * `npm install <package>`), so the link is checked again here.
+ */
+function unlinkAliasedNode(): void {
+  const link = join(modules, ".bin", "node");
+  try {
+    if (/node(2[24]|-min)/.test(readlinkSync(link))) {
+      unlinkSync(link);
+      console.log(`removed ${link}: an aliased test runtime's link, not this machine's Node`);
+    }
+  } catch { /* no link: as it should be */ }
+}
+unlinkAliasedNode();
 
 /**
  * The machine's own Node: the one running npm (`npm test` puts node_modules/.bin
@@ -161,6 +189,33 @@ function pathFor(rt: Runtime): string {
   return [dir, process.env.PATH ?? ""].join(delimiter);
 }
 
+/** The runners now running, each the leader of its own process group (what it starts is in that group). */
+const runners = new Set<ChildProcess>();
+
+/**
+ * Ctrl-C, a CI timeout or a closed terminal: the runners and everything they started are stopped (SIGTERM to
+ * each group, SIGKILL 3 s later), then this process exits through its "exit" clean-up (the runtimes' folder).
+ */
+function stopOnSignal(signal: NodeJS.Signals, number: number): void {
+  process.once(signal, () => {
+    const kill = (how: NodeJS.Signals) => {
+      for (const child of runners) {
+        try {
+          process.kill(-child.pid!, how);
+        } catch { /* gone already */ }
+      }
+    };
+    kill("SIGTERM");
+    setTimeout(() => {
+      kill("SIGKILL");
+      process.exit(128 + number);
+    }, runners.size > 0 ? 3000 : 0);
+  });
+}
+stopOnSignal("SIGINT", 2);
+stopOnSignal("SIGTERM", 15);
+stopOnSignal("SIGHUP", 1);
+
 function runCommand(
   command: string,
   args: string[],
@@ -168,7 +223,8 @@ function runCommand(
   live: boolean,
 ): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env });
+    const child = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env, detached: true });
+    if (child.pid !== undefined) runners.add(child);
     // Decoded once at the end: a chunk may end inside a multi-byte character (the spec reporter's ℹ).
     const chunks: Buffer[] = [];
     const tee = (stream: NodeJS.WriteStream) => (chunk: Buffer) => {
@@ -178,7 +234,10 @@ function runCommand(
     child.stdout.on("data", tee(process.stdout));
     child.stderr.on("data", tee(process.stderr));
     child.on("error", (err) => chunks.push(Buffer.from(`${command}: ${err.message}\n`)));
-    child.on("close", (code) => resolve({ code: code ?? 1, output: Buffer.concat(chunks).toString() }));
+    child.on("close", (code) => {
+      runners.delete(child);
+      resolve({ code: code ?? 1, output: Buffer.concat(chunks).toString() });
+    });
   });
 }
 
@@ -204,18 +263,12 @@ async function versionOf(rt: Runtime): Promise<string | undefined> {
   return output.split("\n")[0].trim();
 }
 
-/**
- * Where the README test (tests/readme_commands.test.ts) takes its lock: its servers listen on the dev server's
- * default ports 2525 and 4650, so two runs at once must take turns there.
- */
-const readmePortsLock = join(shims, "readme-ports.lock");
-
 async function runOne(rt: Runtime, versionText: string, live: boolean): Promise<Result> {
   // A temporary folder per run: two runs at once share no scratch files (nor tsx's transform cache).
   const tmp = join(shims, rt.name + "-tmp");
   mkdirSync(tmp);
   chmodSync(tmp, 0o1777); // as /tmp: Postfix (user `postfix`) works in folders made here
-  const env = { ...process.env, NO_COLOR: "1", PATH: pathFor(rt), TMPDIR: tmp, README_PORTS_LOCK: readmePortsLock };
+  const env = { ...process.env, NO_COLOR: "1", PATH: pathFor(rt), TMPDIR: tmp };
   const header = `===== ${rt.name} (${versionText}): ${testFiles.length} test files =====`;
   if (live) console.log(`\n${header}`);
   else console.log(`[${rt.name}] started`);

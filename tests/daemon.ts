@@ -21,9 +21,18 @@ export interface Daemon {
   output(): string;
   /** How it ended, or undefined while it runs. */
   exited(): DaemonExit | undefined;
+  /**
+   * Resolves once its output is complete (its pipes closed), or after
+   * `ms`: programs whose children share its stdout (Postfix's daemons) may
+   * hold the pipes open after it exited.
+   */
+  outputSettled(ms?: number): Promise<void>;
   /** Why it could not be started (spawn's error), if so. */
   spawnError(): Error | undefined;
-  /** SIGTERM, then SIGKILL after the grace time; resolves once it is gone. Calls after the first share it. */
+  /**
+   * SIGTERM, then SIGKILL (its whole process group when `detached`) after
+   * the grace time; resolves once it has exited. Calls after the first share it.
+   */
   stop(): Promise<void>;
 }
 
@@ -50,8 +59,7 @@ export function startDaemon(command: string, args: string[], options: DaemonOpti
     detached: options.detached ?? false,
   });
   const gone = new Promise<void>((resolve) => {
-    // "close", not "exit": by then its last words (e.g. "cannot bind socket") are in `output`.
-    child.once("close", (code, signal) => {
+    child.once("exit", (code, signal) => {
       exited = { code, signal };
       resolve();
     });
@@ -61,6 +69,19 @@ export function startDaemon(command: string, args: string[], options: DaemonOpti
       resolve();
     });
   });
+  let pipesClosed = false;
+  const closed = new Promise<void>((resolve) =>
+    child.once("close", () => {
+      pipesClosed = true;
+      resolve();
+    })
+  );
+  const outputSettled = async (ms = 1000) => {
+    if (pipesClosed || spawnError) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([closed, new Promise<void>((r) => timer = setTimeout(r, ms))]);
+    clearTimeout(timer);
+  };
   child.stdout!.setEncoding("utf8");
   child.stderr!.setEncoding("utf8");
   child.stdout!.on("data", (d: string) => output += d);
@@ -79,7 +100,15 @@ export function startDaemon(command: string, args: string[], options: DaemonOpti
         await Promise.race([gone, new Promise<void>((r) => timer = setTimeout(r, options.graceMs))]);
         clearTimeout(timer);
         if (!exited) {
-          child.kill("SIGKILL");
+          if (options.detached && child.pid !== undefined) {
+            try {
+              process.kill(-child.pid, "SIGKILL"); // the group: a master's daemons too
+            } catch {
+              child.kill("SIGKILL");
+            }
+          } else {
+            child.kill("SIGKILL");
+          }
           await gone;
         }
       }
@@ -87,7 +116,7 @@ export function startDaemon(command: string, args: string[], options: DaemonOpti
     })();
     return stopped;
   };
-  return { child, output: () => output, exited: () => exited, spawnError: () => spawnError, stop };
+  return { child, output: () => output, exited: () => exited, outputSettled, spawnError: () => spawnError, stop };
 }
 
 /**

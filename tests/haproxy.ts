@@ -343,7 +343,10 @@ async function startWithPorts(config: HaproxyConfig, ports: Record<string, numbe
         const spawnError = daemon.spawnError();
         if (spawnError) throw failure(`could not be started: ${spawnError.message}`);
         const exited = daemon.exited();
-        if (exited) throw failure(`exited early (code ${exited.code}, signal ${exited.signal})`);
+        if (exited) {
+          await daemon.outputSettled(); // its last words (e.g. "cannot bind socket") decide whether to retry
+          throw failure(`exited early (code ${exited.code}, signal ${exited.signal})`);
+        }
         const listening = listensOnLoopback(daemon.child.pid, ports[name]) ?? await connects(ports[name]);
         if (listening) break;
         if (Date.now() > deadline) {

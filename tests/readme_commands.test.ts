@@ -32,8 +32,8 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
@@ -143,47 +143,42 @@ const STOP_TIMEOUT = 15_000;
 const PORTS = [2525, 4650];
 
 /**
- * The lock that makes test runs at once take turns on {@link PORTS}: a folder
- * (made atomically) holding the owner's pid. `npm test` names one for all its
- * runs (scripts/test_all.ts gives each run its own TMPDIR).
+ * The lock that makes test processes take turns on {@link PORTS}, machine-wide
+ * (two `npm test` runs, or `npm test` and a single file): a listening socket
+ * in Linux's abstract namespace (no file), which the kernel releases when its
+ * process ends, however it ends.
  */
-const PORTS_LOCK = process.env.README_PORTS_LOCK ?? join(tmpdir(), "midi-smtp-server-readme-ports.lock");
-/** How long a test waits for another run's README commands, at most. */
+const PORTS_LOCK = "\0midi-smtp-server-readme-ports";
+/** How long a test waits for another process's README commands, at most. */
 const LOCK_WAIT = 3 * 60_000;
+/** This process holds the lock (a test that timed out may still run, holding it). */
+let lockHeld = false;
 
-/** Runs `fn` holding {@link PORTS_LOCK}; a lock whose owner is gone is taken over. */
+/** Runs `fn` holding {@link PORTS_LOCK}. */
 async function withPortsLock<T>(fn: () => Promise<T>): Promise<T> {
+  // Ours already: an earlier test of this file that timed out still runs; waiting for it would end the same way.
+  assert.equal(lockHeld, false, `ports ${PORTS} still held by an earlier README test of this process (timed out?)`);
   const deadline = Date.now() + LOCK_WAIT;
-  const owner = join(PORTS_LOCK, "pid");
-  for (;;) {
-    try {
-      mkdirSync(PORTS_LOCK);
-      writeFileSync(owner, String(process.pid));
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    }
-    let pid = NaN;
-    try {
-      pid = Number(readFileSync(owner, "utf8"));
-    } catch { /* being made or removed right now */ }
-    if (pid > 0 && !processAlive(pid)) rmSync(PORTS_LOCK, { recursive: true, force: true });
-    assert.ok(Date.now() < deadline, `ports ${PORTS} still locked by pid ${pid} (${PORTS_LOCK}) after ${LOCK_WAIT} ms`);
+  let lock: Server | undefined;
+  while (!lock) {
+    lock = await new Promise<Server | undefined>((resolve, reject) => {
+      const server = createServer();
+      server.once(
+        "error",
+        (err: NodeJS.ErrnoException) => err.code === "EADDRINUSE" ? resolve(undefined) : reject(err),
+      );
+      server.listen(PORTS_LOCK, () => resolve(server));
+    });
+    if (lock) break;
+    assert.ok(Date.now() < deadline, `ports ${PORTS} still used by another test process after ${LOCK_WAIT} ms`);
     await new Promise((r) => setTimeout(r, 250));
   }
+  lockHeld = true;
   try {
     return await fn();
   } finally {
-    rmSync(PORTS_LOCK, { recursive: true, force: true });
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    lockHeld = false;
+    lock.close();
   }
 }
 
@@ -348,9 +343,9 @@ describe("README shell blocks: the runnable ones, in a fresh copy of the reposit
     const title = `${where}: ${block.code.split("\n")[0].replace(/\s+#.*$/, "")}${
       mode.kind === "run" ? "" : ` (until "${mode.text}"${mode.kind === "each" ? ", each line" : ""})`
     }`;
-    it(title, { skip: SKIP, timeout: 4 * COMMAND_TIMEOUT }, (t) =>
-      withPortsLock(async () => {
-        const dir = freshCopy();
+    it(title, { skip: SKIP, timeout: 4 * COMMAND_TIMEOUT }, (t) => {
+      const dir = freshCopy(); // before the lock: copying node_modules takes a while
+      return withPortsLock(async () => {
         if (mode.kind === "run") return await runToEnd(block.code, dir, where);
         const scripts = mode.kind === "until"
           ? [block.code]
@@ -362,6 +357,7 @@ describe("README shell blocks: the runnable ones, in a fresh copy of the reposit
           const line = output.split("\n").find((l) => l.includes(mode.text));
           t.diagnostic(`${script.split("\n")[0].replace(/\s+#.*$/, "")}: ${Date.now() - started} ms: ${line?.trim()}`);
         }
-      }));
+      });
+    });
   }
 });
