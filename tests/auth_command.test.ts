@@ -15,38 +15,12 @@ import type { SessionState } from "../src/session/registry.ts";
 import { LOGIN_MECHANISM, PLAIN_MECHANISM } from "../src/auth/mod.ts";
 import { ClientLimits } from "../src/client_limits.ts";
 import { CidrList } from "../src/cidr.ts";
-import { newContext, type ServerContext } from "../src/context.ts";
+import { newContext } from "../src/context.ts";
+import { serverContext } from "./server_context.ts";
 import { SmtpdException } from "../src/exceptions.ts";
 import type { ResolvedOptions } from "../src/options.ts";
 
 const b64 = (text: string) => Buffer.from(text).toString("base64");
-
-function serverContext(): ServerContext {
-  return {
-    localHost: "mx.test",
-    localIp: "127.0.0.1",
-    localPort: 2525,
-    remoteHost: "127.0.0.9",
-    remoteIp: "127.0.0.9",
-    remotePort: 40000,
-    localResponse: "",
-    heloResponse: "",
-    helo: "client.test",
-    heloMode: "EHLO",
-    connected: new Date(),
-    authenticated: null,
-    encrypted: new Date(),
-    tlsProtocol: "TLSv1.3",
-    tlsCipher: "",
-    authorizationId: "",
-    authenticationId: "",
-    exceptions: 0,
-    errors: [],
-    proxy: null,
-    xclient: null,
-    protocol: "SMTP",
-  };
-}
 
 type AuthOptions = Pick<ResolvedOptions, "authMode" | "tlsMode" | "allowInsecureAuth" | "maxAuthFailures">;
 
@@ -88,7 +62,13 @@ function recordingSession(
     closing: false,
   };
   const session: AuthSession = {
-    ctx: newContext(serverContext()),
+    ctx: newContext(serverContext({
+      localHost: "mx.test",
+      remoteHost: "127.0.0.9",
+      remoteIp: "127.0.0.9",
+      encrypted: new Date(),
+      tlsProtocol: "TLSv1.3",
+    })),
     host,
     get state() {
       return record.state;

@@ -11,42 +11,22 @@ import {
   newContext,
   newEnvelope,
   newMessage,
-  type ServerContext,
   setMessageData,
 } from "../src/context.ts";
+import { serverContext } from "./server_context.ts";
 import { type Awaitable, isPromiseLike, type SmtpdHooks } from "../src/hooks.ts";
 
 const encoder = new TextEncoder();
-
-function serverContext(): ServerContext {
-  return {
-    localHost: "127.0.0.1",
-    localIp: "127.0.0.1",
-    localPort: 2525,
-    remoteHost: "127.0.0.1",
-    remoteIp: "127.0.0.1",
-    remotePort: 40000,
-    localResponse: "127.0.0.1 says welcome!",
-    heloResponse: "127.0.0.1 at your service!",
-    helo: "",
-    heloMode: "",
-    connected: new Date(),
-    authenticated: null,
-    encrypted: null,
-    tlsProtocol: "",
-    tlsCipher: "",
-    authorizationId: "",
-    authenticationId: "",
-    exceptions: 0,
-    errors: [],
-    proxy: null,
-    xclient: null,
-    protocol: "SMTP",
-  };
-}
+/** Replies the context must carry as given. */
+const FACTS = {
+  localResponse: "127.0.0.1 says welcome!",
+  heloResponse: "127.0.0.1 at your service!",
+  helo: "",
+  heloMode: "",
+} as const;
 
 test("a new context holds the server facts, an empty envelope and no message yet", () => {
-  const server = serverContext();
+  const server = serverContext(FACTS);
   const ctx = newContext(server);
   assert.equal(ctx.server, server);
   assert.deepEqual(ctx.envelope, newEnvelope());
@@ -81,7 +61,7 @@ test("newEnvelope gives a fresh envelope each time", () => {
 });
 
 test("ctx.signal aborts when the session ends, also when first asked for after the end", () => {
-  const early = newContext(serverContext());
+  const early = newContext(serverContext(FACTS));
   const signal = early.signal;
   assert.equal(signal.aborted, false);
   assert.equal(early.signal, signal, "one signal per context");
@@ -91,14 +71,14 @@ test("ctx.signal aborts when the session ends, also when first asked for after t
   assert.equal(signal.aborted, true);
   assert.equal(fired, 1);
 
-  const late = newContext(serverContext());
+  const late = newContext(serverContext(FACTS));
   endContext(late);
   assert.equal(late.signal.aborted, true);
 });
 
 test("endContext leaves a context it did not make alone", () => {
   const controller = new AbortController();
-  const foreign = { ...newContext(serverContext()), signal: controller.signal };
+  const foreign = { ...newContext(serverContext(FACTS)), signal: controller.signal };
   endContext(foreign);
   assert.equal(foreign.signal.aborted, false);
 });
@@ -152,7 +132,7 @@ test("SmtpdHooks may be sync or async (Awaitable)", async () => {
     await Promise.resolve();
     calls.push(`async ${ctx.server.remoteIp}`);
   };
-  const ctx = newContext(serverContext());
+  const ctx = newContext(serverContext(FACTS));
   for (const hook of [connect, asyncConnect]) {
     const result: Awaitable<void> = hook(ctx);
     if (isPromiseLike(result)) await result;

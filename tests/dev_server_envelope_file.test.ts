@@ -14,39 +14,11 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { newContext, type ServerContext, type SmtpdContext } from "../src/context.ts";
+import { serverContext } from "./server_context.ts";
 import { EnvelopeDir, type EnvelopeRecord, envelopeRecord } from "../src/dev_server/envelope_file.ts";
 
 const RECEIVED = new Date("2026-11-28T10:00:00.250Z");
 const STORED = { id: "4F2A9C0B1D2E", messageFile: "1764324000.42_ab.host", receivedAt: RECEIVED };
-
-/** The server part of a context: a plain TCP client, before anything happened. */
-function serverContext(overrides: Partial<ServerContext> = {}): ServerContext {
-  return {
-    localHost: "127.0.0.1",
-    localIp: "127.0.0.1",
-    localPort: 2525,
-    remoteHost: "127.0.0.1",
-    remoteIp: "127.0.0.1",
-    remotePort: 40000,
-    localResponse: "",
-    heloResponse: "",
-    helo: "client.example",
-    heloMode: "EHLO",
-    connected: new Date(),
-    authenticated: null,
-    encrypted: null,
-    tlsProtocol: "",
-    tlsCipher: "",
-    authorizationId: "",
-    authenticationId: "",
-    exceptions: 0,
-    errors: [],
-    proxy: null,
-    xclient: null,
-    protocol: "SMTP",
-    ...overrides,
-  };
-}
 
 /** A context holding one accepted message from `<a@x.example>` to `<b@y.example>` and the BCC `<c@y.example>`. */
 function contextWithMessage(server: ServerContext): SmtpdContext {
