@@ -191,6 +191,8 @@ function pathFor(rt: Runtime): string {
 
 /** The runners now running, each the leader of its own process group (what it starts is in that group). */
 const runners = new Set<ChildProcess>();
+/** Set on a signal: no further run starts. */
+let stopping = false;
 
 /**
  * Ctrl-C, a CI timeout or a closed terminal: the runners and everything they started are stopped (SIGTERM to
@@ -198,6 +200,7 @@ const runners = new Set<ChildProcess>();
  */
 function stopOnSignal(signal: NodeJS.Signals, number: number): void {
   process.once(signal, () => {
+    stopping = true;
     const kill = (how: NodeJS.Signals) => {
       for (const child of runners) {
         try {
@@ -359,7 +362,7 @@ await new Promise<void>((done) => {
   let running = 0;
   const pump = () => {
     if (queue.length === 0 && running === 0) return done();
-    while (running < jobs && queue.length > 0) {
+    while (running < jobs && queue.length > 0 && !stopping) {
       const { rt, version } = queue.shift()!;
       running++;
       const failed = (err: unknown): Result => ({
