@@ -1,7 +1,8 @@
 /**
  * Runs the whole test suite on every runtime of the README's support table and
  * ends with one summary line: `N passed, N failed` (plus `, N skipped`), after
- * one line per runtime with its version and counts. Used by `npm test` and
+ * one line per runtime with its version and counts (and under a run that
+ * failed, its failing tests and their first errors). Used by `npm test` and
  * `deno task test`. Every binary comes from npm, so nothing but Node.js and
  * npm is needed:
  *
@@ -52,6 +53,7 @@ import {
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import process from "node:process";
+import { failureReport, formatFailureReport, type RunnerFamily } from "./failure_report.ts";
 
 const root = new URL("..", import.meta.url).pathname;
 const modules = join(root, "node_modules");
@@ -66,7 +68,7 @@ interface Counts {
   skipped: number;
 }
 
-type Family = "deno" | "bun" | "node";
+type Family = RunnerFamily;
 
 interface Runtime {
   /** The name on the command line and in `npm run test:<name>`. */
@@ -257,6 +259,8 @@ interface Result {
   /** The summary line. */
   line: string;
   counts: Counts;
+  /** What failed, as the runner said it (repeated in the summary: CI shows only the end of the output). */
+  failures?: string[];
 }
 
 /** The runtime's own `--version` (first line), or undefined when it is not installed. */
@@ -295,6 +299,7 @@ async function runOne(rt: Runtime, versionText: string, live: boolean): Promise<
   return {
     line: `${rt.name} (${versionText}): ${counts.passed} passed, ${failed} failed${skips(counts.skipped)} [${took}]`,
     counts: { ...counts, failed },
+    failures: failed > 0 ? formatFailureReport(failureReport(rt.family, output)) : [],
   };
 }
 
@@ -388,6 +393,7 @@ console.log(
 for (const rt of selected) {
   const r = results.get(rt)!;
   console.log(r.line);
+  for (const line of r.failures ?? []) console.log(`  ${line}`);
   passed += r.counts.passed;
   failed += r.counts.failed;
   skipped += r.counts.skipped;

@@ -1,0 +1,51 @@
+/**
+ * A port for a process a test starts later (HAProxy, Postfix, RabbitMQ, a
+ * dev server child), which must be told its port before it binds.
+ *
+ * `listen(0)` would hand out a port from the kernel's ephemeral range, the
+ * same range every outgoing connection takes its source port from. With two
+ * test runs at once (npm test), a port picked that way and released could be
+ * taken meanwhile by the other run's client connection or `listen(0)` server,
+ * and the daemon would then share or lose it. So the pick is below the
+ * ephemeral range, at random, and checked to be free on 127.0.0.1: only
+ * another pick of the same kind can clash, about once in ten thousand.
+ */
+import { readFileSync } from "node:fs";
+import net from "node:net";
+
+/** Linux's default ephemeral range starts at 32768; elsewhere that is assumed. */
+function ephemeralStart(): number {
+  try {
+    const [low] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    if (Number.isInteger(low) && low > 2048) return low;
+  } catch { /* not Linux */ }
+  return 32768;
+}
+
+/** The lowest port picked: above the well-known and the usual registered service ports tests might meet. */
+const LOWEST = 20000;
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once("error", () => resolve(false));
+    server.listen({ port, host: "127.0.0.1", exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A free port on 127.0.0.1 outside the ephemeral range (bound, then released).
+ *
+ * @example
+ * const port = await freePort();
+ * const haproxy = spawn("haproxy", ["-f", configListening(port)]);
+ */
+export async function freePort(): Promise<number> {
+  const high = ephemeralStart();
+  const low = Math.min(LOWEST, high - 1024);
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (await bindable(port)) return port;
+  }
+  throw new Error(`no free port on 127.0.0.1 in ${low}..${high - 1} after 200 tries`);
+}
