@@ -55,7 +55,7 @@ import { MidiSmtpServer } from "../src/server.ts";
 import type { Transport } from "../src/transport/types.ts";
 import { delay, ehloClient, RawClient, runtime, TRANSPORTS } from "./helpers.ts";
 import { scratchFolder, type TestCertificate } from "./scratch.ts";
-import { freePort } from "./haproxy.ts";
+import { freePort } from "./ports.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const CLI = join(ROOT, "src", "cli.ts");

@@ -21,6 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { listensOnLoopback, startDaemon } from "./daemon.ts";
+import { freePort } from "./ports.ts";
 
 /** Debian's HAProxy (2.6 on bookworm). */
 export const HAPROXY = "/usr/sbin/haproxy";
@@ -189,18 +190,6 @@ export function haproxyConfigText(
     lines.push("");
   }
   return lines.join("\n");
-}
-
-/** A free port on 127.0.0.1 (bound, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Whether a TCP connection to 127.0.0.1:`port` succeeds (closed at once). */

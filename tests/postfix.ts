@@ -31,6 +31,7 @@ import process from "node:process";
 import { listensOnLoopback, startDaemon } from "./daemon.ts";
 import { RawClient, type Reply } from "./helpers.ts";
 import { type Scratch, scratchFolder } from "./scratch.ts";
+import { freePort } from "./ports.ts";
 
 /** Postfix's master daemon (`daemon_directory` of Debian's package). */
 export const POSTFIX_MASTER = "/usr/lib/postfix/sbin/master";
@@ -258,18 +259,6 @@ if (whyNot() === undefined) scratchDir();
  */
 export function postfixSocketPath(name: string): string {
   return scratchDir().path(name);
-}
-
-/** A free port on 127.0.0.1 (bound, then released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Runs `file` with `args`; resolves with stdout, rejects with stderr and the exit status. */

@@ -33,9 +33,9 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import * as net from "node:net";
 import process from "node:process";
 import { scratchFolder } from "./scratch.ts";
+import { freePort } from "./ports.ts";
 
 /** The package's server script (what /usr/sbin/rabbitmq-server runs). */
 export const RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server";
@@ -79,18 +79,6 @@ export interface RunningRabbitmq {
   stop(): Promise<void>;
   /** The node's log so far. */
   log(): string;
-}
-
-/** A free port on 127.0.0.1 (bound, then released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Runs `file` with `args`; resolves with stdout, rejects with everything it printed. */

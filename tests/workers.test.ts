@@ -23,7 +23,8 @@ import process from "node:process";
 import * as tls from "node:tls";
 import { fileURLToPath } from "node:url";
 import { RawClient, runtime, withTimeout } from "./helpers.ts";
-import { freePort, haproxyMissing, startHaproxy } from "./haproxy.ts";
+import { haproxyMissing, startHaproxy } from "./haproxy.ts";
+import { freePort } from "./ports.ts";
 import { workerMechanism } from "../src/workers/mechanism.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));

@@ -35,7 +35,7 @@ import { checkConfig, serverOptions } from "../src/dev_server/config.ts";
 import { describeWorkers } from "../src/dev_server/startup_report.ts";
 import { CERTIFICATE_ENV, selfSignedIfNeeded, takeCertificate } from "../src/dev_server/workers.ts";
 import { certificateFingerprint } from "../src/tls/certificates.ts";
-import { freePort } from "./haproxy.ts";
+import { freePort } from "./ports.ts";
 import { RawClient, runtime, startServer, TRANSPORTS } from "./helpers.ts";
 
 const start = () => new MidiSmtpServer({ reusePort: true });
