@@ -1,9 +1,16 @@
-/** tests/ports.ts: the ports handed to daemons are free and outside the kernel's ephemeral range. */
+/**
+ * tests/ports.ts: the ports handed to daemons are free and outside the kernel's ephemeral range; the machine-wide
+ * lock has one holder, across processes on every Node `npm test` uses.
+ */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import net from "node:net";
-import { freePort } from "./ports.ts";
+import { join } from "node:path";
+import process from "node:process";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { freePort, takePortLock } from "./ports.ts";
 
 test("freePort: below the ephemeral range, and a server can listen on it", async () => {
   let ephemeralLow = 32768;
@@ -23,4 +30,48 @@ test("freePort: below the ephemeral range, and a server can listen on it", async
     await new Promise((resolve) => server.close(resolve));
   }
   assert.ok(picked.size > 1, "picked at random, not one fixed port");
+});
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+/** The Nodes `npm test` runs the suite on, those installed: they run at the same time and must share one lock. */
+const NODES = [
+  process.env.npm_node_execpath ?? "node",
+  ...["node22", "node24", "node-min"].map((name) => join(ROOT, "node_modules", name, "bin", "node")).filter(existsSync),
+];
+
+/** Tries the lock on `port` from another process under `node`: "taken" or "busy". */
+function tryLockFrom(node: string, port: number): Promise<string> {
+  const probe = `import { takePortLock } from ${JSON.stringify(pathToFileURL(join(ROOT, "tests", "ports.ts")).href)};
+try {
+  const lock = await takePortLock(${port}, 0, "a test");
+  console.log("taken");
+  await lock.release();
+} catch (err) {
+  console.log(/still held/.test(String(err)) ? "busy" : String(err));
+}`;
+  return new Promise((resolve, reject) => {
+    execFile(
+      node,
+      ["--import", "tsx", "--input-type=module", "--eval", probe],
+      { cwd: ROOT, timeout: 30_000 },
+      (err, stdout, stderr) => err ? reject(new Error(`${node}: ${err.message}\n${stderr}`)) : resolve(stdout.trim()),
+    );
+  });
+}
+
+test("takePortLock: one holder machine-wide, whatever Node each process runs on", async () => {
+  const port = await freePort();
+  const lock = await takePortLock(port, 0, "a test");
+  try {
+    await assert.rejects(
+      takePortLock(port, 300, "a test"),
+      new RegExp(`^Error: the lock for a test \\(127\\.0\\.0\\.1:${port}\\) is still held after 300 ms`),
+    );
+    for (const node of NODES) assert.equal(await tryLockFrom(node, port), "busy", node);
+  } finally {
+    await lock.release();
+  }
+  for (const node of NODES) assert.equal(await tryLockFrom(node, port), "taken", node);
+  const again = await takePortLock(port, 0, "a test");
+  await again.release();
 });

@@ -49,3 +49,47 @@ export async function freePort(): Promise<number> {
   }
   throw new Error(`no free port on 127.0.0.1 in ${low}..${high - 1} after 200 tries`);
 }
+
+/** A lock held by this process until `release()`; the kernel releases it when the process ends, however it ends. */
+export interface MachineLock {
+  release(): Promise<void>;
+}
+
+/**
+ * Takes a machine-wide lock (two `npm test` runs, or `npm test` and a single
+ * file): a listening socket on 127.0.0.1:`port`, which only one process can
+ * have. It waits up to `waitMs`, then fails saying `what` it was for.
+ *
+ * Not a socket in Linux's abstract namespace, though that needs no port:
+ * Node 20 names one with its padding (108 bytes), Node 22 and later without,
+ * so a Node 20 and a Node 22 run each had a lock of their own.
+ *
+ * @example
+ * const lock = await takePortLock(2524, 180_000, "the README's ports 2525 and 4650");
+ * try { await runTheServers(); } finally { await lock.release(); }
+ */
+export async function takePortLock(port: number, waitMs: number, what: string): Promise<MachineLock> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const server = await new Promise<net.Server | undefined>((resolve, reject) => {
+      const server = net.createServer();
+      server.once(
+        "error",
+        (err: NodeJS.ErrnoException) => err.code === "EADDRINUSE" ? resolve(undefined) : reject(err),
+      );
+      server.listen({ port, host: "127.0.0.1", exclusive: true }, () => resolve(server));
+    });
+    if (server) {
+      // Nobody connects to a lock; one that does (a port scan) is dropped.
+      server.on("connection", (socket) => socket.destroy());
+      return { release: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(
+        `the lock for ${what} (127.0.0.1:${port}) is still held after ${waitMs} ms: ` +
+          `another test process, or something else listening there`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}

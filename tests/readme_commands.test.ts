@@ -33,11 +33,12 @@ import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { createServer, type Server } from "node:net";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { runtime } from "./helpers.ts";
+import { takePortLock } from "./ports.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const README = readFileSync(join(ROOT, "README.md"), "utf8");
@@ -144,11 +145,10 @@ const PORTS = [2525, 4650];
 
 /**
  * The lock that makes test processes take turns on {@link PORTS}, machine-wide
- * (two `npm test` runs, or `npm test` and a single file): a listening socket
- * in Linux's abstract namespace (no file), which the kernel releases when its
- * process ends, however it ends.
+ * (two `npm test` runs, or `npm test` and a single file): see takePortLock.
+ * 2524: next to the README's port, below where freePort picks.
  */
-const PORTS_LOCK = "\0midi-smtp-server-readme-ports";
+const PORTS_LOCK = 2524;
 /** How long a test waits for another process's README commands, at most. */
 const LOCK_WAIT = 3 * 60_000;
 /** This process holds the lock (a test that timed out may still run, holding it). */
@@ -158,27 +158,13 @@ let lockHeld = false;
 async function withPortsLock<T>(fn: () => Promise<T>): Promise<T> {
   // Ours already: an earlier test of this file that timed out still runs; waiting for it would end the same way.
   assert.equal(lockHeld, false, `ports ${PORTS} still held by an earlier README test of this process (timed out?)`);
-  const deadline = Date.now() + LOCK_WAIT;
-  let lock: Server | undefined;
-  while (!lock) {
-    lock = await new Promise<Server | undefined>((resolve, reject) => {
-      const server = createServer();
-      server.once(
-        "error",
-        (err: NodeJS.ErrnoException) => err.code === "EADDRINUSE" ? resolve(undefined) : reject(err),
-      );
-      server.listen(PORTS_LOCK, () => resolve(server));
-    });
-    if (lock) break;
-    assert.ok(Date.now() < deadline, `ports ${PORTS} still used by another test process after ${LOCK_WAIT} ms`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  const lock = await takePortLock(PORTS_LOCK, LOCK_WAIT, `the README's ports ${PORTS.join(" and ")}`);
   lockHeld = true;
   try {
     return await fn();
   } finally {
     lockHeld = false;
-    lock.close();
+    await lock.release();
   }
 }
 
