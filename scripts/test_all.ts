@@ -26,8 +26,9 @@
  * Each run has a folder of its own first on PATH, with the runtime under test
  * as `node` (Node runs) or as `deno`/`bun` (with the machine's Node as
  * `node`), so that a test starting `process.execPath` or a bare `node` gets
- * the runtime under test, and npm (which runs whatever `node` is first on
- * PATH) the same.
+ * the runtime under test, and so do the scripts and packages npm runs. npm
+ * itself runs on the machine's Node (npm 11 does not support the oldest Node
+ * tested): under another Node the folder has `npm` and `npx` saying so.
  *
  * Runs go two at a time (`--jobs N` or TEST_JOBS; the suite mostly waits on
  * sockets, timers and child processes: on a 2-core machine two at a time
@@ -46,12 +47,14 @@ import {
   mkdtempSync,
   readdirSync,
   readlinkSync,
+  realpathSync,
   rmSync,
   symlinkSync,
   unlinkSync,
+  writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import process from "node:process";
 import { failureReport, formatFailureReport, type RunnerFamily } from "./failure_report.ts";
 
@@ -183,11 +186,33 @@ const shims = mkdtempSync(join(tmpdir(), "midi-test-runtimes-"));
 chmodSync(shims, 0o755);
 process.on("exit", () => rmSync(shims, { recursive: true, force: true }));
 
+/** The machine's npm (its npm-cli.js and npx-cli.js), beside the machine's Node; undefined when not found. */
+function machineNpm(): { npm: string; npx: string } | undefined {
+  const bin = join(dirname(realpathSync(machineNode)), "..", "lib", "node_modules", "npm", "bin");
+  const npm = join(bin, "npm-cli.js");
+  const npx = join(bin, "npx-cli.js");
+  return existsSync(npm) && existsSync(npx) ? { npm, npx } : undefined;
+}
+
+/**
+ * Under another Node, `npm` and `npx` run on the machine's Node: npm starts with whatever `node` is first on PATH,
+ * and npm supports only some Node versions (npm 11 wants ^20.17, so not the oldest Node tested). What npm starts
+ * (scripts, the packages installed) still gets the Node under test from PATH.
+ */
+function npmOnMachineNode(dir: string): void {
+  const npm = machineNpm();
+  if (!npm) return;
+  for (const [name, cli] of [["npm", npm.npm], ["npx", npm.npx]]) {
+    writeFileSync(join(dir, name), `#!/bin/sh\nexec "${machineNode}" "${cli}" "$@"\n`, { mode: 0o755 });
+  }
+}
+
 function pathFor(rt: Runtime): string {
   const dir = join(shims, rt.name);
   mkdirSync(dir);
   symlinkSync(rt.family === "node" ? rt.binary : machineNode, join(dir, "node"));
   if (rt.family !== "node") symlinkSync(rt.binary, join(dir, rt.family));
+  else if (rt.binary !== machineNode) npmOnMachineNode(dir);
   return [dir, process.env.PATH ?? ""].join(delimiter);
 }
 
