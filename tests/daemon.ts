@@ -131,14 +131,23 @@ export function listensOnLoopback(pid: number | undefined, port: number): boolea
   if (pid === undefined) return false;
   let table: string;
   const sockets = new Set<string>();
+  let fds: string[];
   try {
     table = readFileSync("/proc/net/tcp", "latin1");
-    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-      const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
-      if (target.startsWith("socket:[")) sockets.add(target.slice(8, -1));
-    }
+    fds = readdirSync(`/proc/${pid}/fd`);
   } catch {
     return undefined;
+  }
+  for (const fd of fds) {
+    // A file closed since the listing is no longer there (a daemon starting up opens and closes many): skipped.
+    // (Taking this for "cannot tell" sent callers to a probe connection, which HAProxy passed on as a session.)
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch {
+      continue;
+    }
+    if (target.startsWith("socket:[")) sockets.add(target.slice(8, -1));
   }
   // local_address is the IPv4 address as a little-endian hex word, then the port; state 0A is LISTEN; then the inode.
   const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;

@@ -328,3 +328,17 @@ export async function withMailer(
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/**
+ * Adds `text` to an error's message where every runner shows it: Node's reporter prints the stack, made
+ * when the error was, so the stack's copy of the message is replaced as well.
+ */
+export function addToError(err: Error, text: string): void {
+  const before = err.message;
+  err.message += text;
+  if (typeof err.stack === "string" && before !== "" && err.stack.includes(before)) {
+    err.stack = err.stack.replace(before, err.message);
+  } else if (typeof err.stack === "string") {
+    err.stack += text;
+  }
+}
