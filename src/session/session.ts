@@ -50,7 +50,7 @@ import { ParameterTable } from "./parameters.ts";
 import { XCLIENT_COMMAND, XFORWARD_COMMAND } from "./xclient.ts";
 import { builtinKeywords, offeredKeywords } from "./ehlo_keywords.ts";
 import { AuthCommand, authOffered } from "./auth_command.ts";
-import { channels } from "../events.ts";
+import { SessionEvents } from "./session_events.ts";
 
 /** What a session needs from its server. */
 export interface SessionHost {
@@ -117,6 +117,9 @@ export class Session implements SessionControl {
   /** The EHLO keywords offered now (upper-case keyword -> line); computed at EHLO, or when first asked. */
   #offered: Map<string, string> | undefined;
   readonly #tables: SessionTables;
+  readonly #events: SessionEvents;
+  /** Whether `verb` is a command of this session (the command event names only those). */
+  readonly #isCommand = (verb: string): boolean => this.#tables.commands.has(verb);
   #out = "";
   #badCommands = 0;
   #closing = false;
@@ -185,6 +188,7 @@ export class Session implements SessionControl {
       xclient: null,
       protocol: this.#opts.lmtp ? "LMTP" : "SMTP",
     });
+    this.#events = new SessionEvents(this.ctx);
   }
 
   /** Since when the session has waited for a command outside a transaction, or 0 when it is busy. */
@@ -194,20 +198,8 @@ export class Session implements SessionControl {
 
   /** Runs the session to its end; never rejects. */
   async run(): Promise<void> {
-    const server = this.ctx.server;
-    const opened = Date.now();
-    if (channels.connection.hasSubscribers) {
-      channels.connection.publish({
-        sessionId: this.ctx.sessionId,
-        time: opened,
-        phase: "open",
-        remoteIp: server.remoteIp,
-        remotePort: server.remotePort,
-        localIp: server.localIp,
-        localPort: server.localPort,
-      });
-    }
-    if (this.#conn.tls) this.#publishTls("implicit", true);
+    this.#events.opened();
+    if (this.#conn.tls) this.#events.tls("implicit", this.#conn.tls);
     try {
       if (await this.#greet()) {
         while (!this.#closing) {
@@ -244,20 +236,7 @@ export class Session implements SessionControl {
       await this.#closeConnection();
       endContext(this.ctx);
       await this.#disconnected();
-      if (channels.connection.hasSubscribers) {
-        channels.connection.publish({
-          sessionId: this.ctx.sessionId,
-          time: Date.now(),
-          phase: "close",
-          remoteIp: server.remoteIp,
-          remotePort: server.remotePort,
-          localIp: server.localIp,
-          localPort: server.localPort,
-          durationMs: Date.now() - opened,
-          messages: this.#messagesAccepted,
-          errors: server.exceptions,
-        });
-      }
+      this.#events.closed(this.#messagesAccepted);
     }
   }
 
@@ -635,15 +614,7 @@ export class Session implements SessionControl {
       if (this.#host.logs("debug")) this.#host.log(this.ctx, "debug", "<<< [AUTH response hidden]");
       return this.#authCommand.respond(line);
     }
-    if (channels.command.hasSubscribers) {
-      // The verb only, and only of a command: arguments and stray lines may hold addresses or a password.
-      const verb = splitCommand(line).verb;
-      channels.command.publish({
-        sessionId: this.ctx.sessionId,
-        time: Date.now(),
-        verb: this.#tables.commands.has(verb) ? verb : "",
-      });
-    }
+    this.#events.command(line, this.#isCommand);
     if (this.#hideNonCommands) this.#hideNonCommands = !this.#tables.commands.has(splitCommand(line).verb);
     if (this.#host.logs("debug")) {
       // After a refused AUTH the client may still send its responses (the password): never log them.
@@ -1113,16 +1084,16 @@ export class Session implements SessionControl {
     await this.#flush();
     const reply = formatReply(220, "2.0.0", "Ready to start TLS", this.#opts.enhancedStatusCodesExtension);
     // Written by the transport as the last plaintext, not by #flush: published here.
-    if (channels.reply.hasSubscribers) this.#publishReplies(reply);
+    this.#events.replies(reply);
     try {
       this.#conn = await this.#conn.startTls(tls, encoder.encode(reply));
     } catch (err) {
       this.#host.log(this.ctx, "info", `TLS handshake failed: ${errorText(err)}`);
-      this.#publishTls("STARTTLS", false, errorText(err));
+      this.#events.tls("STARTTLS", undefined, errorText(err));
       this.#closing = true;
       return;
     }
-    this.#publishTls("STARTTLS", true);
+    this.#events.tls("STARTTLS", this.#conn.tls);
     // RFC 3207 4.2: forget everything learned before TLS; the client must EHLO again.
     const server = this.ctx.server;
     server.encrypted = new Date();
@@ -1530,7 +1501,7 @@ export class Session implements SessionControl {
     const text = this.#out;
     this.#out = "";
     if (this.#host.logs("debug")) this.#host.log(this.ctx, "debug", `>>> ${text.trimEnd()}`);
-    if (channels.reply.hasSubscribers) this.#publishReplies(text);
+    this.#events.replies(text);
     try {
       await this.#conn.write(encoder.encode(text));
     } catch {
@@ -1538,51 +1509,10 @@ export class Session implements SessionControl {
     }
   }
 
-  /** One reply event per reply in `text` (a multi-line reply ends at its line with a space after the code). */
-  #publishReplies(text: string): void {
-    const time = Date.now();
-    let start = 0;
-    for (let end = text.indexOf("\r\n"); end >= 0; end = text.indexOf("\r\n", end + 2)) {
-      if (text[start + 3] === "-" && text.startsWith(text.slice(start, start + 3), end + 2)) continue;
-      channels.reply.publish({
-        sessionId: this.ctx.sessionId,
-        time,
-        code: Number(text.slice(start, start + 3)),
-        text: text.slice(start, end + 2),
-      });
-      start = end + 2;
-    }
-  }
-
-  /** Publishes how a message ended (see `SmtpMessageEvent`). */
+  /** Publishes how a message ended (see `SmtpMessageEvent`) and counts an accepted one. */
   #publishMessage(accepted: boolean, code: number): void {
     if (accepted) this.#messagesAccepted++;
-    if (!channels.message.hasSubscribers) return;
-    channels.message.publish({
-      sessionId: this.ctx.sessionId,
-      time: Date.now(),
-      accepted,
-      code,
-      size: Math.max(this.ctx.message.bytesize, 0),
-      recipients: this.ctx.envelope.to.length,
-      durationMs: Date.now() - this.#messageStarted,
-      via: this.#messageVia,
-    });
-  }
-
-  /** Publishes a TLS handshake's outcome. */
-  #publishTls(mode: "STARTTLS" | "implicit", ok: boolean, error?: string): void {
-    if (!channels.tls.hasSubscribers) return;
-    const tls = this.#conn.tls;
-    channels.tls.publish({
-      sessionId: this.ctx.sessionId,
-      time: Date.now(),
-      ok,
-      mode,
-      protocol: ok ? tls?.protocol ?? "" : "",
-      cipher: ok ? tls?.cipher ?? "" : "",
-      ...(error === undefined ? {} : { error }),
-    });
+    this.#events.message(accepted, code, this.#messageStarted, this.#messageVia);
   }
 
   #resetTransaction(): void {
