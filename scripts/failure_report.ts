@@ -27,10 +27,14 @@ export function failureReport(family: RunnerFamily, output: string): FailureRepo
   return bunFailures(lines);
 }
 
-/** The report as lines to print, the details cut at `maxDetailLines` (saying how many were left out). */
-export function formatFailureReport(report: FailureReport, maxDetailLines = 60): string[] {
+/**
+ * The report as lines to print: the names cut at `maxNames`, the details at `maxDetailLines` (each saying how many
+ * were left out: a file that cannot load fails every test in it).
+ */
+export function formatFailureReport(report: FailureReport, maxDetailLines = 60, maxNames = 40): string[] {
   if (report.names.length === 0) return [];
-  const out = ["failed:", ...report.names.map((n) => `  ${n.trim()}`)];
+  const out = ["failed:", ...report.names.slice(0, maxNames).map((n) => `  ${n.trim()}`)];
+  if (report.names.length > maxNames) out.push(`  ... and ${report.names.length - maxNames} more`);
   if (report.details.length > 0) {
     out.push("first errors:", ...report.details.slice(0, maxDetailLines).map((l) => `  ${l}`));
     const left = report.details.length - maxDetailLines;

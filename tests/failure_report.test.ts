@@ -83,6 +83,14 @@ describe("failureReport, on each runner's real output", () => {
     }
   });
 
+  test("names are cut at maxNames, saying how many were left out", () => {
+    const names = Array.from({ length: 45 }, (_, i) => `(fail) test ${i}`);
+    const printed = formatFailureReport({ names, details: [] }, 60, 40);
+    assert.equal(printed.length, 1 + 40 + 1);
+    assert.equal(printed[40], "  (fail) test 39");
+    assert.equal(printed.at(-1), "  ... and 5 more");
+  });
+
   test("details are cut at maxDetailLines, saying how many were left out", () => {
     const details = Array.from({ length: 100 }, (_, i) => `line ${i}`);
     const printed = formatFailureReport({ names: ["(fail) x"], details }, 10);
