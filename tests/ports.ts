@@ -25,27 +25,34 @@ function ephemeralStart(): number {
 /** The lowest port picked: above the well-known and the usual registered service ports tests might meet. */
 const LOWEST = 20000;
 
-function bindable(port: number): Promise<boolean> {
+/** Listens on 127.0.0.1:`port` (no port sharing), or gives the error that kept it from listening. */
+function listenOn(port: number): Promise<net.Server | NodeJS.ErrnoException> {
   return new Promise((resolve) => {
     const server = net.createServer();
-    server.once("error", () => resolve(false));
-    server.listen({ port, host: "127.0.0.1", exclusive: true }, () => server.close(() => resolve(true)));
+    server.once("error", resolve);
+    server.listen({ port, host: "127.0.0.1", exclusive: true }, () => resolve(server));
   });
 }
+
+const close = (server: net.Server) => new Promise<void>((resolve) => server.close(() => resolve()));
 
 /**
  * A free port on 127.0.0.1 outside the ephemeral range (bound, then released).
  *
  * @example
  * const port = await freePort();
- * const haproxy = spawn("haproxy", ["-f", configListening(port)]);
+ * spawn("/usr/sbin/haproxy", ["-f", configFile]); // configFile says `bind 127.0.0.1:${port}`
  */
 export async function freePort(): Promise<number> {
   const high = ephemeralStart();
   const low = Math.min(LOWEST, high - 1024);
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = low + Math.floor(Math.random() * (high - low));
-    if (await bindable(port)) return port;
+    const listening = await listenOn(port);
+    if (listening instanceof net.Server) {
+      await close(listening);
+      return port;
+    }
   }
   throw new Error(`no free port on 127.0.0.1 in ${low}..${high - 1} after 200 tries`);
 }
@@ -71,19 +78,13 @@ export interface MachineLock {
 export async function takePortLock(port: number, waitMs: number, what: string): Promise<MachineLock> {
   const deadline = Date.now() + waitMs;
   for (;;) {
-    const server = await new Promise<net.Server | undefined>((resolve, reject) => {
-      const server = net.createServer();
-      server.once(
-        "error",
-        (err: NodeJS.ErrnoException) => err.code === "EADDRINUSE" ? resolve(undefined) : reject(err),
-      );
-      server.listen({ port, host: "127.0.0.1", exclusive: true }, () => resolve(server));
-    });
-    if (server) {
+    const listening = await listenOn(port);
+    if (listening instanceof net.Server) {
       // Nobody connects to a lock; one that does (a port scan) is dropped.
-      server.on("connection", (socket) => socket.destroy());
-      return { release: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+      listening.on("connection", (socket) => socket.destroy());
+      return { release: () => close(listening) };
     }
+    if (listening.code !== "EADDRINUSE") throw listening;
     if (Date.now() >= deadline) {
       throw new Error(
         `the lock for ${what} (127.0.0.1:${port}) is still held after ${waitMs} ms: ` +
